@@ -1,0 +1,162 @@
+//! Identities (`{kind, value}`) and their normalisation.
+//!
+//! Values are normalised before they are stored or matched (events.md):
+//! phone numbers to E.164 with the `phonenumber` crate, emails trimmed and
+//! lower-cased, everything else trimmed. The same function serves ingest and
+//! the `/v1/lookup` query, so a lookup finds exactly what ingest stored.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::string_enum;
+
+string_enum!(
+    /// Kind of an identity.
+    IdentityKind {
+        Phone = "phone", Email = "email", ChatHandle = "chat_handle", Social = "social",
+        Account = "account", Card = "card", External = "external"
+    }
+);
+
+/// One way to recognise a customer: a phone number, an email address, an
+/// account number, a card, a chat handle...
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    pub kind: IdentityKind,
+    #[schemars(length(min = 1, max = 256))]
+    pub value: String,
+}
+
+impl Identity {
+    /// Builds an identity, normalising the value.
+    pub fn new(kind: IdentityKind, value: &str) -> Result<Self, String> {
+        Ok(Identity {
+            kind,
+            value: normalize(kind, value)?,
+        })
+    }
+
+    /// Normalises this identity's value in place.
+    pub fn normalize(&mut self) -> Result<(), String> {
+        self.value = normalize(self.kind, &self.value)?;
+        Ok(())
+    }
+
+    /// A stable text key, `kind:value`, for indexes.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.kind.as_str(), self.value)
+    }
+}
+
+/// Normalises `value` for `kind`, or says why it cannot be.
+pub fn normalize(kind: IdentityKind, value: &str) -> Result<String, String> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err("must not be empty or blank".into());
+    }
+    match kind {
+        IdentityKind::Phone => normalize_phone(trimmed),
+        IdentityKind::Email => normalize_email(trimmed),
+        _ => Ok(trimmed.to_string()),
+    }
+}
+
+/// Phone to E.164: `00` prefix becomes `+`; spaces, dashes, dots and
+/// brackets are dropped; the number must then be international (start with
+/// `+`) and parse as a number of a known country calling code.
+fn normalize_phone(value: &str) -> Result<String, String> {
+    let mut compact = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            ' ' | '-' | '.' | '(' | ')' | '[' | ']' | '\u{a0}' | '\t' => {}
+            '+' if compact.is_empty() => compact.push('+'),
+            '0'..='9' => compact.push(c),
+            _ => {
+                return Err(format!(
+                    "{value:?} is not a phone number: unexpected character {c:?}"
+                ))
+            }
+        }
+    }
+    if let Some(rest) = compact.strip_prefix("00") {
+        compact = format!("+{rest}");
+    }
+    if !compact.starts_with('+') {
+        return Err(format!(
+            "{value:?} is not in international format: a phone number must start with + or 00 and its country code"
+        ));
+    }
+    let number = phonenumber::parse(None, &compact)
+        .map_err(|e| format!("{value:?} is not a phone number: {e}"))?;
+    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+fn normalize_email(value: &str) -> Result<String, String> {
+    let lower = value.to_lowercase();
+    let (local, domain) = lower
+        .split_once('@')
+        .ok_or_else(|| format!("{value:?} is not an email address: no @"))?;
+    if local.is_empty()
+        || domain.is_empty()
+        || domain.contains('@')
+        || !domain.contains('.')
+        || lower.chars().any(char::is_whitespace)
+    {
+        return Err(format!("{value:?} is not an email address"));
+    }
+    Ok(lower)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_in_messy_formats_normalise_to_e164() {
+        for raw in [
+            "+44 20 7946 0958",
+            "0044 20 7946 0958",
+            "+44 (0)20-7946-0958",
+            "+44.20.7946.0958",
+            " +442079460958 ",
+        ] {
+            assert_eq!(
+                normalize(IdentityKind::Phone, raw).unwrap(),
+                "+442079460958",
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            normalize(IdentityKind::Phone, "+1 (212) 555-0142").unwrap(),
+            "+12125550142"
+        );
+    }
+
+    #[test]
+    fn phones_that_cannot_be_normalised_are_errors() {
+        for raw in ["020 7946 0958", "+", "+999 123", "call me", "", "   ", "+44 20 x"] {
+            assert!(normalize(IdentityKind::Phone, raw).is_err(), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn emails_are_trimmed_and_lower_cased() {
+        assert_eq!(
+            normalize(IdentityKind::Email, "  Ana.Lopez@Example.COM ").unwrap(),
+            "ana.lopez@example.com"
+        );
+        for raw in ["ana", "@example.com", "ana@", "ana@example", "a b@example.com"] {
+            assert!(normalize(IdentityKind::Email, raw).is_err(), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn other_kinds_are_trimmed() {
+        assert_eq!(
+            normalize(IdentityKind::Card, " 4111 ").unwrap(),
+            "4111".to_string()
+        );
+        assert!(normalize(IdentityKind::Account, "  ").is_err());
+    }
+}

@@ -1,0 +1,266 @@
+//! Ingest validation: JSON Schema (the published contract) first, then the
+//! rules a schema cannot say (identity normalisation, self-merge).
+//!
+//! Every error names the JSON pointer of the field it is about
+//! (`/data/channel`, `/data/identities/1/value`, `/customer_id`).
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::catalog::*;
+use crate::event::{Event, EventData, EventType};
+use crate::identity::Identity;
+
+/// What is wrong with one field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// JSON pointer into the event, `""` for the event itself.
+    pub path: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// At most this many errors are reported for one event.
+const MAX_ERRORS: usize = 20;
+
+/// Compiled validators for the envelope and every type and version.
+pub struct Validator {
+    envelope: jsonschema::Validator,
+    by_type: HashMap<(EventType, u32), jsonschema::Validator>,
+}
+
+impl Default for Validator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn compile(schema: &Value) -> jsonschema::Validator {
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(schema)
+        .expect("generated schemas compile")
+}
+
+impl Validator {
+    /// Compiles the generated schemas (the same ones `schemas/` holds).
+    pub fn new() -> Self {
+        let mut by_type = HashMap::new();
+        for &t in EventType::ALL {
+            for &v in t.versions() {
+                by_type.insert((t, v), compile(&crate::schema::for_type(t, v)));
+            }
+        }
+        Validator {
+            envelope: compile(&crate::schema::envelope()),
+            by_type,
+        }
+    }
+
+    /// Parses and validates one event from JSON text.
+    pub fn validate_json(&self, text: &[u8]) -> Result<Event, Vec<FieldError>> {
+        match serde_json::from_slice::<Value>(text) {
+            Ok(v) => self.validate(v),
+            Err(e) => Err(vec![FieldError::new("", format!("not valid JSON: {e}"))]),
+        }
+    }
+
+    /// Validates one parsed event and returns it typed and normalised.
+    pub fn validate(&self, value: Value) -> Result<Event, Vec<FieldError>> {
+        let Some(obj) = value.as_object() else {
+            return Err(vec![FieldError::new(
+                "",
+                format!("an event must be a JSON object, not {}", kind_of(&value)),
+            )]);
+        };
+        let t = obj
+            .get("type")
+            .and_then(Value::as_str)
+            .and_then(EventType::parse);
+        let version = match obj.get("version") {
+            None => Some(1),
+            Some(v) => v.as_u64().and_then(|v| u32::try_from(v).ok()),
+        };
+        let validator = match (t, version) {
+            (Some(t), Some(v)) => match self.by_type.get(&(t, v)) {
+                Some(val) => val,
+                None => {
+                    let mut errors = schema_errors(&self.envelope, &value);
+                    errors.push(FieldError::new(
+                        "/version",
+                        format!(
+                            "{t} has no version {v}; known versions: {}",
+                            t.versions()
+                                .iter()
+                                .map(|v| v.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                    return Err(errors);
+                }
+            },
+            _ => return Err(schema_errors(&self.envelope, &value)),
+        };
+        let errors = schema_errors(validator, &value);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let mut event = Event::from_value(value)
+            .map_err(|e| vec![FieldError::new("", format!("cannot be read: {e}"))])?;
+        let errors = normalize_and_check(&mut event);
+        if errors.is_empty() {
+            Ok(event)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Runs a schema and turns its errors into field errors that name the field:
+/// a missing or unexpected property is reported at its own path, not at its
+/// parent's.
+fn schema_errors(validator: &jsonschema::Validator, value: &Value) -> Vec<FieldError> {
+    use jsonschema::error::ValidationErrorKind as K;
+    let mut out = Vec::new();
+    for e in validator.iter_errors(value) {
+        if out.len() >= MAX_ERRORS {
+            break;
+        }
+        let base = e.instance_path().to_string();
+        match e.kind() {
+            K::Required { property } => {
+                let name = property.as_str().unwrap_or_default();
+                out.push(FieldError::new(format!("{base}/{name}"), "is required"));
+            }
+            K::AdditionalProperties { unexpected } => {
+                for name in unexpected {
+                    let message = if base.is_empty()
+                        && matches!(name.as_str(), "recorded_at" | "position")
+                    {
+                        "is set by the ledger when it appends; publishers never send it".to_string()
+                    } else if base.is_empty() {
+                        "is not an envelope field (unknown top-level fields are rejected; put custom fields inside data)".to_string()
+                    } else {
+                        "is not a known field here".to_string()
+                    };
+                    out.push(FieldError::new(format!("{base}/{name}"), message));
+                }
+            }
+            K::Constant { expected_value } if base == "/type" => {
+                out.push(FieldError::new(base, format!("must be {expected_value}")));
+            }
+            K::Enum { options } if base == "/type" => {
+                let given = value.get("type").and_then(Value::as_str).unwrap_or("");
+                out.push(FieldError::new(
+                    base,
+                    format!("unknown event type {given:?}; expected one of {options}"),
+                ));
+            }
+            K::Format { format } if format == "date-time" => {
+                out.push(FieldError::new(
+                    base,
+                    "must be an RFC 3339 timestamp with an offset, e.g. 2026-11-20T09:30:00Z",
+                ));
+            }
+            _ => out.push(FieldError::new(base, e.to_string())),
+        }
+    }
+    out
+}
+
+fn check_identity(id: &mut Identity, path: String, errors: &mut Vec<FieldError>) {
+    if let Err(message) = id.normalize() {
+        errors.push(FieldError::new(format!("{path}/value"), message));
+    }
+}
+
+fn check_opt(id: &mut Option<Identity>, path: &str, errors: &mut Vec<FieldError>) {
+    if let Some(id) = id {
+        check_identity(id, path.to_string(), errors);
+    }
+}
+
+/// Normalises every identity in place; checks the cross-field rules.
+fn normalize_and_check(event: &mut Event) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let customer = event.customer_id.clone();
+    match &mut event.data {
+        EventData::CustomerRegistered(d) => {
+            for (i, id) in d.identities.iter_mut().enumerate() {
+                check_identity(id, format!("/data/identities/{i}"), &mut errors);
+            }
+        }
+        EventData::CustomerIdentityAdded(CustomerIdentityAdded { identity, .. })
+        | EventData::CustomerIdentityRemoved(CustomerIdentityRemoved { identity, .. }) => {
+            check_identity(identity, "/data/identity".into(), &mut errors);
+        }
+        EventData::CustomerMerged(d) | EventData::CustomerUnmerged(d) => {
+            if customer.as_deref() == Some(d.merged_customer_id.as_str()) {
+                errors.push(FieldError::new(
+                    "/data/merged_customer_id",
+                    "must differ from customer_id (the survivor)",
+                ));
+            }
+        }
+        EventData::InteractionStarted(d) => {
+            check_opt(&mut d.from, "/data/from", &mut errors);
+            check_opt(&mut d.to, "/data/to", &mut errors);
+        }
+        EventData::InteractionRecorded(d) => {
+            check_opt(&mut d.from, "/data/from", &mut errors);
+            check_opt(&mut d.to, "/data/to", &mut errors);
+            if let Some(end) = d.ended_at {
+                if end < event.occurred_at {
+                    errors.push(FieldError::new(
+                        "/data/ended_at",
+                        "must not be before occurred_at (the start)",
+                    ));
+                }
+            }
+        }
+        EventData::CampaignCreated(d) => {
+            if let (Some(s), Some(e)) = (d.starts_at, d.ends_at) {
+                if e < s {
+                    errors.push(FieldError::new("/data/ends_at", "must not be before starts_at"));
+                }
+            }
+        }
+        EventData::CampaignContactAdded(d) => check_opt(&mut d.identity, "/data/identity", &mut errors),
+        EventData::CampaignAttemptMade(d) => check_opt(&mut d.identity, "/data/identity", &mut errors),
+        _ => {}
+    }
+    errors
+}
