@@ -25,6 +25,7 @@ use crm_events::Event;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub mod query;
 pub mod testkit;
 
 /// Prefix of every runtime-reserved key.

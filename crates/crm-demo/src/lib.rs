@@ -1,0 +1,1 @@
+//! Demo history generator (in progress).

@@ -1,0 +1,1 @@
+//! Read model: cases (in progress).

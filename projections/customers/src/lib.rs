@@ -1,0 +1,1 @@
+//! Read model: customers (in progress).
