@@ -1,0 +1,396 @@
+//! Driving one projection over the log.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use crm_events::Event;
+use crm_log::{Checkpoint, Log, LogRecord};
+use crm_projection::{dead_letter_key, DeadLetter, KvRead, Projection, Tx};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::store::{
+    read_meta, Error, Store, TreeKv, META_APPLIED, META_CHECKPOINT, META_FORMAT,
+    META_LAST_EVENT_AT, SEEN_PREFIX,
+};
+
+/// Which events a run keeps (time travel, `crm-ledger rebuild`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Keep events that occurred at or before this time (event time).
+    pub as_of: Option<DateTime<Utc>>,
+    /// Keep events the ledger had recorded at or before this time.
+    pub known_at: Option<DateTime<Utc>>,
+}
+
+impl EventFilter {
+    pub fn keeps(&self, e: &Event) -> bool {
+        self.as_of.is_none_or(|t| e.occurred_at <= t)
+            && self
+                .known_at
+                .is_none_or(|t| e.recorded_at.is_some_and(|r| r <= t))
+    }
+}
+
+/// Settings of a runner.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// Most events applied in one sled batch.
+    pub batch_max: usize,
+    /// How long a read waits for new events before looping.
+    pub idle_wait: Duration,
+    pub filter: EventFilter,
+    /// Skip events whose `event_id` was already applied (for logs that do not
+    /// deduplicate at append, e.g. Kafka).
+    pub dedup_event_ids: bool,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        RunnerConfig {
+            batch_max: 2000,
+            idle_wait: Duration::from_millis(250),
+            filter: EventFilter::default(),
+            dedup_event_ids: false,
+        }
+    }
+}
+
+/// State of a projection, as `GET /v1/projections` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Live,
+    Rebuilding,
+    Failed,
+}
+
+/// Status of one projection.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub name: String,
+    pub status: State,
+    /// Text form of the applied checkpoint (a token every applied event's
+    /// position is covered by).
+    pub checkpoint: Checkpoint,
+    pub events_applied: u64,
+    pub last_event_at: Option<String>,
+    pub error: Option<String>,
+    /// Fraction of the log applied during a rebuild.
+    pub rebuild_progress: Option<f64>,
+}
+
+/// A projection served to queries: its tree (swappable by a rebuild) and
+/// its progress.
+pub struct Handle {
+    pub projection: Arc<dyn Projection>,
+    tree: RwLock<sled::Tree>,
+    applied: watch::Receiver<Checkpoint>,
+    status: Arc<Mutex<Status>>,
+}
+
+impl Handle {
+    pub fn name(&self) -> &'static str {
+        self.projection.name()
+    }
+    /// The tree queries read.
+    pub fn kv(&self) -> TreeKv {
+        TreeKv(self.tree.read().expect("lock").clone())
+    }
+    /// Progress, for consistency waits.
+    pub fn applied(&self) -> watch::Receiver<Checkpoint> {
+        self.applied.clone()
+    }
+    pub fn status(&self) -> Status {
+        self.status.lock().expect("lock").clone()
+    }
+}
+
+/// Prepares a projection's tree: a tree of another format version, or with
+/// unreadable metadata, is cleared so that it rebuilds from the log.
+pub fn prepare_tree(tree: &sled::Tree, projection: &dyn Projection) -> Result<crate::store::Meta, Error> {
+    let want = projection.format_version();
+    match read_meta(tree) {
+        Ok(meta) if meta.format == Some(want) => return Ok(meta),
+        Ok(meta) if meta.format.is_none() && tree.is_empty() => {}
+        Ok(meta) => tracing::warn!(
+            projection = projection.name(),
+            found = ?meta.format,
+            want,
+            "read model of another format version: rebuilding it from the log"
+        ),
+        Err(e) => tracing::warn!(
+            projection = projection.name(),
+            error = %e,
+            "read model damaged: rebuilding it from the log"
+        ),
+    }
+    tree.clear()?;
+    tree.insert(META_FORMAT, &want.to_le_bytes())?;
+    Ok(crate::store::Meta {
+        format: Some(want),
+        ..Default::default()
+    })
+}
+
+/// Runs one projection over the log into its tree.
+pub struct Runner {
+    projection: Arc<dyn Projection>,
+    tree: sled::Tree,
+    log: Arc<dyn Log>,
+    config: RunnerConfig,
+    checkpoint: Checkpoint,
+    applied_count: u64,
+    last_event_at: Option<String>,
+    applied_tx: watch::Sender<Checkpoint>,
+    status: Arc<Mutex<Status>>,
+}
+
+impl Runner {
+    /// Prepares `projection` in `store` and returns its runner and handle.
+    pub fn new(
+        store: &Store,
+        tree_name: &str,
+        projection: Arc<dyn Projection>,
+        log: Arc<dyn Log>,
+        config: RunnerConfig,
+    ) -> Result<(Runner, Arc<Handle>), Error> {
+        let tree = store.tree(tree_name)?;
+        let meta = prepare_tree(&tree, &*projection)?;
+        let (applied_tx, applied_rx) = watch::channel(meta.checkpoint.clone());
+        let status = Arc::new(Mutex::new(Status {
+            name: projection.name().to_string(),
+            status: State::Live,
+            checkpoint: meta.checkpoint.clone(),
+            events_applied: meta.applied,
+            last_event_at: meta.last_event_at.clone(),
+            error: None,
+            rebuild_progress: None,
+        }));
+        let handle = Arc::new(Handle {
+            projection: projection.clone(),
+            tree: RwLock::new(tree.clone()),
+            applied: applied_rx,
+            status: status.clone(),
+        });
+        Ok((
+            Runner {
+                projection,
+                tree,
+                log,
+                config,
+                checkpoint: meta.checkpoint,
+                applied_count: meta.applied,
+                last_event_at: meta.last_event_at,
+                applied_tx,
+                status,
+            },
+            handle,
+        ))
+    }
+
+    /// Applies the log until `shutdown` turns true. Errors of the log are
+    /// retried with a pause; the projection's own errors become dead letters.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let name = self.projection.name();
+        let mut reader = None;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            if reader.is_none() {
+                match self.log.reader(&self.checkpoint).await {
+                    Ok(r) => reader = Some(r),
+                    Err(e) => {
+                        self.fail(format!("cannot read the log: {e}"));
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                        continue;
+                    }
+                }
+            }
+            let r = reader.as_mut().expect("reader");
+            let batch = tokio::select! {
+                b = r.next_batch(self.config.batch_max, self.config.idle_wait) => b,
+                _ = shutdown.changed() => continue,
+            };
+            match batch {
+                Ok(records) if records.is_empty() => {}
+                Ok(records) => {
+                    if let Err(e) = self.apply_records(records).await {
+                        tracing::error!(projection = name, error = %e, "applying a batch failed; retrying from the checkpoint");
+                        self.fail(e.to_string());
+                        reader = None;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(projection = name, error = %e, "reading the log failed; retrying");
+                    self.fail(e.to_string());
+                    reader = None;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        let _ = self.tree.flush_async().await;
+    }
+
+    /// Applies the log until the checkpoint covers `end` (offline rebuild).
+    /// `progress` is called after each batch with the events applied so far.
+    pub async fn run_until(
+        &mut self,
+        end: &Checkpoint,
+        mut progress: impl FnMut(u64),
+    ) -> Result<(), Error> {
+        let mut reader = self.log.reader(&self.checkpoint).await?;
+        let covered = |cp: &Checkpoint| end.0.iter().all(|(p, e)| cp.next(*p) >= *e);
+        while !covered(&self.checkpoint) {
+            let records = reader
+                .next_batch(self.config.batch_max, self.config.idle_wait)
+                .await?;
+            if !records.is_empty() {
+                self.apply_records(records).await?;
+                progress(self.checkpoint.total());
+            }
+        }
+        self.tree.flush_async().await?;
+        Ok(())
+    }
+
+    fn fail(&self, error: String) {
+        let mut s = self.status.lock().expect("lock");
+        s.status = State::Failed;
+        s.error = Some(error);
+    }
+
+    /// Applies records in one atomic sled batch with the new checkpoint.
+    async fn apply_records(&mut self, records: Vec<LogRecord>) -> Result<(), Error> {
+        let projection = self.projection.clone();
+        let tree = self.tree.clone();
+        let config = self.config.clone();
+        let mut checkpoint = self.checkpoint.clone();
+        let mut applied = self.applied_count;
+        let mut last = self.last_event_at.clone();
+        let n = records.len();
+        let (checkpoint, applied, last) = tokio::task::spawn_blocking(move || {
+            apply_batch(&*projection, &tree, &config, &records, &mut checkpoint, &mut applied, &mut last)
+                .map(|()| (checkpoint, applied, last))
+        })
+        .await
+        .map_err(|e| Error::Other(format!("projection task failed: {e}")))??;
+        self.checkpoint = checkpoint.clone();
+        self.applied_count = applied;
+        self.last_event_at = last.clone();
+        metrics::counter!("crm_projection_events_total", "projection" => self.projection.name())
+            .increment(n as u64);
+        {
+            let mut s = self.status.lock().expect("lock");
+            s.status = State::Live;
+            s.error = None;
+            s.checkpoint = checkpoint.clone();
+            s.events_applied = applied;
+            s.last_event_at = last;
+        }
+        self.applied_tx.send_replace(checkpoint);
+        Ok(())
+    }
+}
+
+/// The fold of one batch: every record applied on top of the tree, with
+/// per-event isolation (a failing or panicking apply leaves only a dead
+/// letter), then state and checkpoint committed in one sled batch.
+pub fn apply_batch(
+    projection: &dyn Projection,
+    tree: &sled::Tree,
+    config: &RunnerConfig,
+    records: &[LogRecord],
+    checkpoint: &mut Checkpoint,
+    applied: &mut u64,
+    last_event_at: &mut Option<String>,
+) -> Result<(), Error> {
+    let base = TreeKv(tree.clone());
+    let mut tx = Tx::new(&base);
+    for rec in records {
+        checkpoint.advance(rec.position);
+        let event = match std::str::from_utf8(&rec.payload)
+            .map_err(|e| e.to_string())
+            .and_then(|s| Event::from_stored_json(s).map_err(|e| e.to_string()))
+        {
+            Ok(e) => e,
+            Err(e) => {
+                let dl = DeadLetter {
+                    event_id: rec.event_id.clone(),
+                    event_type: String::new(),
+                    occurred_at: String::new(),
+                    error: format!("stored event at {} cannot be read: {e}", rec.position),
+                    parked: false,
+                };
+                tx.put_reserved(dead_letter_key(&rec.event_id), serde_json::to_vec(&dl).expect("json"));
+                continue;
+            }
+        };
+        if !config.filter.keeps(&event) {
+            continue;
+        }
+        if config.dedup_event_ids {
+            let mut seen = SEEN_PREFIX.to_vec();
+            seen.extend_from_slice(event.event_id.as_bytes());
+            if tx.get(&seen)?.is_some() {
+                continue;
+            }
+            tx.put_reserved(seen, Vec::new());
+        }
+        let changes = {
+            let mut child = Tx::new(&tx);
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| projection.apply(&mut child, &event)));
+            match result {
+                Ok(Ok(())) => child.into_changes(),
+                failed => {
+                    let why = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        Err(panic) => format!(
+                            "projection panicked: {}",
+                            panic
+                                .downcast_ref::<String>()
+                                .map(String::as_str)
+                                .or_else(|| panic.downcast_ref::<&str>().copied())
+                                .unwrap_or("(no message)")
+                        ),
+                        Ok(Ok(())) => unreachable!(),
+                    };
+                    tracing::warn!(projection = projection.name(), event_id = %event.event_id, error = %why, "dead-lettered");
+                    metrics::counter!("crm_dead_letters_total", "projection" => projection.name()).increment(1);
+                    let mut dl = Tx::new(&tx);
+                    dl.dead_letter(&event, why, false);
+                    dl.into_changes()
+                }
+            }
+        };
+        tx.absorb(changes);
+        *applied += 1;
+        let later = last_event_at.as_deref().is_none_or(|l| {
+            DateTime::parse_from_rfc3339(l).map_or(true, |l| event.occurred_at > l)
+        });
+        if later {
+            *last_event_at = Some(crm_events::format_time(&event.occurred_at));
+        }
+    }
+    tx.put_reserved(META_CHECKPOINT.to_vec(), serde_json::to_vec(&*checkpoint).expect("json"));
+    tx.put_reserved(META_APPLIED.to_vec(), applied.to_le_bytes().to_vec());
+    if let Some(l) = last_event_at {
+        tx.put_reserved(META_LAST_EVENT_AT.to_vec(), l.as_bytes().to_vec());
+    }
+    let mut batch = sled::Batch::default();
+    for (k, v) in tx.into_changes().0 {
+        match v {
+            Some(v) => batch.insert(k, v),
+            None => batch.remove(k),
+        }
+    }
+    tree.apply_batch(batch)?;
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! The sled store of the read models.
+//!
+//! One sled database (`DATA_DIR/store`) holds one tree per projection. Each
+//! tree holds the projection's own keys plus reserved ones (first byte 0x00):
+//! `\0meta/format`, `\0meta/checkpoint`, `\0meta/applied`,
+//! `\0meta/last_event_at`, and dead letters under `\0dl/`. The checkpoint is
+//! written in the same atomic sled batch as the state it covers.
+//!
+//! sled is never the source of truth: a store that cannot be opened, a tree
+//! of another format version, or a tree whose metadata cannot be read is
+//! dropped and rebuilt from the log.
+
+use std::path::{Path, PathBuf};
+
+use crm_log::Checkpoint;
+use crm_projection::{KvRead, StoreError};
+use serde::{Deserialize, Serialize};
+
+pub(crate) const META_FORMAT: &[u8] = b"\x00meta/format";
+pub(crate) const META_CHECKPOINT: &[u8] = b"\x00meta/checkpoint";
+pub(crate) const META_APPLIED: &[u8] = b"\x00meta/applied";
+pub(crate) const META_LAST_EVENT_AT: &[u8] = b"\x00meta/last_event_at";
+pub(crate) const META_PREFIX: &[u8] = b"\x00meta/";
+/// Runtime key of an event already applied (only where the log does not
+/// deduplicate, e.g. Kafka).
+pub(crate) const SEEN_PREFIX: &[u8] = b"\x00seen/";
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Log(#[from] crm_log::LogError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Other(e.to_string())
+    }
+}
+
+/// The read-model store: a sled database of projection trees.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens the store in `dir`; one that cannot be opened is moved aside
+    /// and started afresh (the projections rebuild from the log).
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store, Error> {
+        let config = || sled::Config::new().path(dir).cache_capacity(cache_bytes);
+        let db = match config().open() {
+            Ok(db) => db,
+            Err(e @ sled::Error::Io(_)) if is_lock_error(&e) => return Err(e.into()),
+            Err(e) => {
+                let aside = dir.with_extension(format!(
+                    "damaged-{}",
+                    chrono::Utc::now().format("%Y%m%dT%H%M%S")
+                ));
+                tracing::warn!(error = %e, store = %dir.display(), moved_to = %aside.display(),
+                    "read-model store unreadable: moving it aside and rebuilding from the log");
+                std::fs::rename(dir, &aside)?;
+                config().open()?
+            }
+        };
+        Ok(Store {
+            db,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The tree of a projection (created empty when new).
+    pub fn tree(&self, name: &str) -> Result<sled::Tree, Error> {
+        Ok(self.db.open_tree(format!("projection/{name}"))?)
+    }
+
+    /// Removes a tree.
+    pub fn drop_tree(&self, name: &str) -> Result<(), Error> {
+        self.db.drop_tree(format!("projection/{name}"))?;
+        Ok(())
+    }
+
+    /// Flushes to disk (sled's flush; the log remains the truth).
+    pub fn flush(&self) -> Result<(), Error> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+fn is_lock_error(e: &sled::Error) -> bool {
+    e.to_string().contains("lock")
+}
+
+/// A projection tree as a [`KvRead`].
+#[derive(Clone)]
+pub struct TreeKv(pub sled::Tree);
+
+fn store_err(e: sled::Error) -> StoreError {
+    StoreError(e.to_string())
+}
+
+impl KvRead for TreeKv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.get(key).map_err(store_err)?.map(|v| v.to_vec()))
+    }
+
+    fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let iter = match after {
+            Some(a) if a >= prefix => {
+                let mut start = a.to_vec();
+                start.push(0);
+                self.0.range(start..)
+            }
+            _ => self.0.range(prefix.to_vec()..),
+        };
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, v) = item.map_err(store_err)?;
+            if !k.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+/// What the runtime keeps about a projection tree.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub format: Option<u32>,
+    pub checkpoint: Checkpoint,
+    pub applied: u64,
+    pub last_event_at: Option<String>,
+}
+
+/// Reads a tree's metadata; `Err` when it is unreadable (damaged).
+pub fn read_meta(tree: &sled::Tree) -> Result<Meta, String> {
+    let get = |k: &[u8]| tree.get(k).map_err(|e| e.to_string());
+    let format = match get(META_FORMAT)? {
+        None => None,
+        Some(v) => Some(u32::from_le_bytes(
+            v.as_ref().try_into().map_err(|_| "format key damaged")?,
+        )),
+    };
+    let checkpoint = match get(META_CHECKPOINT)? {
+        None => Checkpoint::default(),
+        Some(v) => serde_json::from_slice(&v).map_err(|e| format!("checkpoint damaged: {e}"))?,
+    };
+    let applied = match get(META_APPLIED)? {
+        None => 0,
+        Some(v) => u64::from_le_bytes(v.as_ref().try_into().map_err(|_| "applied key damaged")?),
+    };
+    let last_event_at = match get(META_LAST_EVENT_AT)? {
+        None => None,
+        Some(v) => Some(String::from_utf8(v.to_vec()).map_err(|_| "last_event_at damaged")?),
+    };
+    Ok(Meta {
+        format,
+        checkpoint,
+        applied,
+        last_event_at,
+    })
+}
+
+/// A digest of a projection's content: every key but the runtime's metadata
+/// (positions and counters are not part of it), so equal histories give
+/// equal digests whatever the delivery order.
+pub fn digest(kv: &dyn KvRead) -> Result<String, StoreError> {
+    let mut h = blake3::Hasher::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = kv.scan(b"", after.as_deref(), 4096)?;
+        let done = page.len() < 4096;
+        for (k, v) in &page {
+            if k.starts_with(META_PREFIX) || k.starts_with(SEEN_PREFIX) {
+                continue;
+            }
+            h.update(&(k.len() as u64).to_le_bytes());
+            h.update(k);
+            h.update(&(v.len() as u64).to_le_bytes());
+            h.update(v);
+        }
+        after = page.last().map(|(k, _)| k.clone());
+        if done {
+            break;
+        }
+    }
+    Ok(h.finalize().to_hex().to_string())
+}

@@ -1,0 +1,148 @@
+//! The runtime over a real embedded log and sled: checkpoint with state,
+//! dead letters, rebuild of damaged or old-format stores.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crm_events::{Event, EventData};
+use crm_log::embedded::{EmbeddedConfig, EmbeddedLog};
+use crm_log::{Append, AppendOutcome, Log, Token};
+use crm_projection::{get_json, ApplyError, KvRead, Projection, Tx};
+use crm_projector::{wait_for, Projector, RunnerConfig, Store};
+use serde_json::json;
+
+/// Counts events per customer; fails on a `case.note_added` whose text is
+/// "fail", panics on "panic".
+struct Counter {
+    version: u32,
+}
+
+static PANICS_ENABLED: AtomicBool = AtomicBool::new(true);
+
+impl Projection for Counter {
+    fn name(&self) -> &'static str {
+        "counter"
+    }
+    fn format_version(&self) -> u32 {
+        self.version
+    }
+    fn apply(&self, tx: &mut Tx<'_>, e: &Event) -> Result<(), ApplyError> {
+        if let EventData::CaseNoteAdded(n) = &e.data {
+            if n.text == "fail" {
+                tx.put("junk", "must be discarded");
+                return Err(ApplyError("cannot apply this note".into()));
+            }
+            if n.text == "panic" && PANICS_ENABLED.load(Ordering::SeqCst) {
+                panic!("boom");
+            }
+        }
+        let key = format!("n/{}", e.case_id.as_deref().unwrap_or("-"));
+        let n: u64 = tx.get_json(key.as_bytes())?.unwrap_or(0);
+        tx.put_json(key, &(n + 1));
+        Ok(())
+    }
+}
+
+fn note(id: &str, case: &str, text: &str) -> Append {
+    let e = crm_events::Validator::new()
+        .validate(json!({"event_id": id, "type": "case.note_added", "occurred_at": "2026-11-20T10:00:00Z",
+            "source": "t", "case_id": case, "data": {"text": text}}))
+        .unwrap();
+    Append {
+        event_id: id.into(),
+        stream_key: e.stream_key(),
+        content_hash: e.content_hash(),
+        event_type: "case.note_added".into(),
+        version: 1,
+        payload: e.to_json().into_bytes(),
+    }
+}
+
+async fn publish(log: &dyn Log, batch: Vec<Append>) -> Token {
+    let mut t = Token::default();
+    for o in log.append(batch).await.unwrap() {
+        if let AppendOutcome::Appended(p) = o {
+            t.include(p);
+        }
+    }
+    t
+}
+
+fn count(kv: &dyn KvRead, case: &str) -> u64 {
+    get_json(kv, format!("n/{case}").as_bytes()).unwrap().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applies_resumes_after_restart_and_dead_letters_failures() {
+    let d = tempfile::tempdir().unwrap();
+    let log: Arc<dyn Log> = Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
+    let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
+    let projector = Projector::start(&store, log.clone(), vec![Arc::new(Counter { version: 1 })], RunnerConfig::default()).unwrap();
+    let mut batch: Vec<_> = (0..50).map(|i| note(&format!("e{i}"), "k1", "ok")).collect();
+    batch.push(note("bad", "k1", "fail"));
+    batch.push(note("worse", "k1", "panic"));
+    let token = publish(&*log, batch).await;
+    assert!(wait_for(&projector.handles, &token, Duration::from_secs(10)).await);
+    let h = projector.handle("counter").unwrap().clone();
+    assert_eq!(count(&h.kv(), "k1"), 50);
+    assert!(h.kv().get(b"junk").unwrap().is_none(), "a failed event's changes are discarded");
+    let dls = h.kv().scan(crm_projection::DEAD_LETTER_PREFIX, None, 10).unwrap();
+    assert_eq!(dls.len(), 2);
+    let text = String::from_utf8(dls.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>().concat()).unwrap();
+    assert!(text.contains("cannot apply this note") && text.contains("projection panicked: boom"), "{text}");
+    assert_eq!(h.status().events_applied, 52);
+    projector.stop().await;
+
+    // Restart: nothing re-applied, new events continue from the checkpoint.
+    let projector = Projector::start(&store, log.clone(), vec![Arc::new(Counter { version: 1 })], RunnerConfig::default()).unwrap();
+    let token = publish(&*log, vec![note("e-new", "k1", "ok")]).await;
+    assert!(wait_for(&projector.handles, &token, Duration::from_secs(10)).await);
+    assert_eq!(count(&projector.handle("counter").unwrap().kv(), "k1"), 51);
+    projector.stop().await;
+
+    // A new format version: the tree is rebuilt from the log, same answer.
+    PANICS_ENABLED.store(false, Ordering::SeqCst);
+    let projector = Projector::start(&store, log.clone(), vec![Arc::new(Counter { version: 2 })], RunnerConfig::default()).unwrap();
+    let end = log.end().await.unwrap();
+    let mut all = Token::default();
+    all.0.insert(0, end.next(0) - 1);
+    assert!(wait_for(&projector.handles, &all, Duration::from_secs(10)).await);
+    assert_eq!(count(&projector.handle("counter").unwrap().kv(), "k1"), 52, "rebuilt (the panic note now applies)");
+    projector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_metadata_rebuilds_the_tree() {
+    let d = tempfile::tempdir().unwrap();
+    let log: Arc<dyn Log> = Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
+    publish(&*log, (0..10).map(|i| note(&format!("e{i}"), "k2", "ok")).collect()).await;
+    let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
+    {
+        let projector = Projector::start(&store, log.clone(), vec![Arc::new(Counter { version: 1 })], RunnerConfig::default()).unwrap();
+        let mut t = Token::default();
+        t.0.insert(0, 9);
+        assert!(wait_for(&projector.handles, &t, Duration::from_secs(10)).await);
+        projector.stop().await;
+    }
+    let tree = store.tree("counter").unwrap();
+    tree.insert(b"\x00meta/checkpoint", &b"{garbage"[..]).unwrap();
+    tree.insert(b"n/k2", &b"999"[..]).unwrap();
+    let projector = Projector::start(&store, log.clone(), vec![Arc::new(Counter { version: 1 })], RunnerConfig::default()).unwrap();
+    let mut t = Token::default();
+    t.0.insert(0, 9);
+    assert!(wait_for(&projector.handles, &t, Duration::from_secs(10)).await);
+    assert_eq!(count(&projector.handle("counter").unwrap().kv(), "k2"), 10);
+    projector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_times_out_on_a_position_not_yet_written() {
+    let d = tempfile::tempdir().unwrap();
+    let log: Arc<dyn Log> = Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
+    let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
+    let projector = Projector::start(&store, log.clone(), vec![Arc::new(Counter { version: 1 })], RunnerConfig::default()).unwrap();
+    let t: Token = "0:5".parse().unwrap();
+    assert!(!wait_for(&projector.handles, &t, Duration::from_millis(200)).await);
+    projector.stop().await;
+}
