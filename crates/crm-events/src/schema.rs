@@ -109,6 +109,12 @@ pub fn envelope() -> Value {
         "type": "string",
         "enum": EventType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
     });
+    schema["properties"]["version"] = json!({
+        "description": "Version of the type's `data` schema; 1 when absent.",
+        "type": "integer",
+        "minimum": 1,
+        "default": 1,
+    });
     strip_nulls_from_ids(&mut schema);
     schema
 }
@@ -118,8 +124,9 @@ fn strip_nulls_from_ids(schema: &mut Value) {
     if let Some(props) = schema["properties"].as_object_mut() {
         for (name, prop) in props.iter_mut() {
             if name.ends_with("_id") && name != "event_id" {
-                if let Some(t) = prop.get_mut("type") {
-                    *t = json!("string");
+                if let Some(obj) = prop.as_object_mut() {
+                    obj.insert("type".into(), json!("string"));
+                    obj.remove("default");
                 }
             }
         }

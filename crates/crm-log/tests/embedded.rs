@@ -153,3 +153,19 @@ async fn appends_after_close_are_refused_not_lost() {
     assert!(matches!(err, LogError::Unavailable(_)));
     assert!(log.health().await.is_err());
 }
+
+#[tokio::test]
+async fn scan_dir_reads_a_log_that_is_open_elsewhere() {
+    let d = tempfile::tempdir().unwrap();
+    let log = open(d.path());
+    log.append((0..7).map(|i| append(&format!("e{i}"), "1", "c")).collect()).await.unwrap();
+    let mut ids = Vec::new();
+    let n = crm_log::embedded::scan_dir(d.path(), |r| {
+        ids.push(r.event_id);
+        Ok(true)
+    })
+    .unwrap();
+    assert_eq!(n, 7);
+    assert_eq!(ids, (0..7).map(|i| format!("e{i}")).collect::<Vec<_>>());
+    assert!(crm_log::embedded::scan_dir(&d.path().join("nope"), |_| Ok(true)).is_err());
+}

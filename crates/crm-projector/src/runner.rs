@@ -106,6 +106,46 @@ impl Handle {
     pub fn status(&self) -> Status {
         self.status.lock().expect("lock").clone()
     }
+
+    /// A handle on a store that no runner writes (`serve --read-only`). The
+    /// tree must hold a read model of this binary's format version.
+    pub fn open_read_only(store: &Store, projection: Arc<dyn Projection>) -> Result<Arc<Handle>, Error> {
+        let tree = store.tree(projection.name())?;
+        let meta = read_meta(&tree).map_err(|e| Error::Other(format!("{}: {e}", projection.name())))?;
+        match meta.format {
+            Some(f) if f == projection.format_version() => {}
+            None => {
+                return Err(Error::Other(format!(
+                    "the store in {} holds no {} read model; rebuild it with `crm-ledger rebuild`",
+                    store.dir().display(),
+                    projection.name()
+                )))
+            }
+            Some(f) => {
+                return Err(Error::Other(format!(
+                    "the {} read model in {} is of format {f}, this binary reads format {}; rebuild it",
+                    projection.name(),
+                    store.dir().display(),
+                    projection.format_version()
+                )))
+            }
+        }
+        let (_, applied) = watch::channel(meta.checkpoint.clone());
+        Ok(Arc::new(Handle {
+            projection: projection.clone(),
+            tree: RwLock::new(tree),
+            applied,
+            status: Arc::new(Mutex::new(Status {
+                name: projection.name().to_string(),
+                status: State::Live,
+                checkpoint: meta.checkpoint,
+                events_applied: meta.applied,
+                last_event_at: meta.last_event_at,
+                error: None,
+                rebuild_progress: None,
+            })),
+        }))
+    }
 }
 
 /// Prepares a projection's tree: a tree of another format version, or with

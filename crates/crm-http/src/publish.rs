@@ -1,0 +1,290 @@
+//! `POST /v1/events`: one event, a JSON array of events, or NDJSON.
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use chrono::Utc;
+use crm_events::{Event, FieldError};
+use crm_log::{Append, AppendOutcome, Token};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, Detail, ErrorInfo};
+use crate::AppState;
+
+/// The answer to a publish.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublishResponse {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    /// One per input event, in input order.
+    pub results: Vec<EventResult>,
+    /// Hand to any query as `?consistent_with=` to read your writes; null
+    /// when nothing was accepted or duplicate.
+    pub consistency_token: Option<String>,
+}
+
+/// What happened to one event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventResult {
+    /// Null when the input had no string `event_id`.
+    pub event_id: Option<String>,
+    /// `accepted`, `duplicate` or `rejected`.
+    pub status: &'static str,
+    /// Where the event is in the log (`partition:offset`), also a valid
+    /// consistency token; for a duplicate, where the original is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+}
+
+/// One event of the body, before validation.
+enum Input<'a> {
+    Raw(&'a str),
+    /// A line or element that is not JSON at all.
+    Unparsable(String),
+}
+
+fn is_ndjson(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| {
+            let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            ct == "application/x-ndjson" || ct == "application/ndjson" || ct == "application/jsonl"
+        })
+        .unwrap_or(false)
+}
+
+/// Splits the body into events. `Err` when it is not JSON/NDJSON at all.
+fn split(body: &str, ndjson: bool) -> Result<Vec<Input<'_>>, ApiError> {
+    if ndjson {
+        let mut out = Vec::new();
+        for (i, line) in body.split('\n').enumerate() {
+            let line = line.trim_end_matches('\r');
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<&RawValue>(line) {
+                Ok(raw) => out.push(Input::Raw(raw.get())),
+                Err(e) => out.push(Input::Unparsable(format!("line {} is not JSON: {e}", i + 1))),
+            }
+        }
+        return Ok(out);
+    }
+    let trimmed = body.trim_start();
+    if trimmed.starts_with('[') {
+        let items: Vec<&RawValue> = serde_json::from_str(body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("the body is not a JSON array of events: {e}")))?;
+        Ok(items.into_iter().map(|r| Input::Raw(r.get())).collect())
+    } else if trimmed.starts_with('{') {
+        let raw: &RawValue = serde_json::from_str(body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("the body is not a JSON event (for NDJSON send Content-Type: application/x-ndjson): {e}"),
+            )
+        })?;
+        Ok(vec![Input::Raw(raw.get())])
+    } else if trimmed.is_empty() {
+        Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "the body is empty: send an event, an array of events, or NDJSON"))
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the body is not JSON: send an event object, an array of events, or NDJSON with Content-Type: application/x-ndjson",
+        ))
+    }
+}
+
+fn event_id_of(raw: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        event_id: Option<serde_json::Value>,
+    }
+    serde_json::from_str::<IdOnly>(raw)
+        .ok()
+        .and_then(|v| v.event_id)
+        .and_then(|v| v.as_str().map(str::to_string))
+}
+
+fn rejection(code: &str, message: String, details: Vec<FieldError>) -> ErrorInfo {
+    ErrorInfo {
+        code: code.into(),
+        message,
+        details: details.into_iter().map(Detail::from).collect(),
+    }
+}
+
+fn summarize(errors: &[FieldError]) -> String {
+    let first: Vec<String> = errors.iter().take(3).map(|e| e.to_string()).collect();
+    let more = errors.len().saturating_sub(3);
+    if more > 0 {
+        format!("{} (and {more} more)", first.join("; "))
+    } else {
+        first.join("; ")
+    }
+}
+
+/// Validates every input; `Ok(event)` or the rejection.
+fn validate_all(state: &AppState, inputs: &[Input<'_>]) -> Vec<Result<Event, ErrorInfo>> {
+    let now = Utc::now();
+    inputs
+        .iter()
+        .map(|input| match input {
+            Input::Unparsable(why) => Err(rejection("validation", why.clone(), vec![FieldError::new("", why.clone())])),
+            Input::Raw(raw) => match state.validator.validate_json(raw.as_bytes()) {
+                Ok(mut e) => {
+                    e.recorded_at = Some(now);
+                    Ok(e)
+                }
+                Err(errors) => Err(rejection("validation", summarize(&errors), errors)),
+            },
+        })
+        .collect()
+}
+
+#[utoipa::path(
+    post, path = "/v1/events", tag = "publish",
+    request_body(content = Object, description = "One event, a JSON array of events, or NDJSON (Content-Type: application/x-ndjson), per events.md.",
+        content_type = "application/json"),
+    responses(
+        (status = 200, description = "The body was read; each result says what happened to its event.", body = PublishResponse),
+        (status = 400, description = "The body is not JSON/NDJSON at all.", body = crate::error::ErrorBody),
+        (status = 413, description = "Past the size limits (request, event, batch length).", body = crate::error::ErrorBody),
+        (status = 503, description = "The log cannot take writes now; nothing was acknowledged. Retry-After says when to retry.", body = crate::error::ErrorBody),
+        (status = 507, description = "The log's disk is full; nothing was acknowledged.", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn publish(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<PublishResponse>, ApiError> {
+    let started = std::time::Instant::now();
+    let Some(log) = state.log.clone() else {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "read_only", "this server is read-only: publish is refused"));
+    };
+    let limits = &state.limits;
+    let bytes: Bytes = axum::body::to_bytes(body, limits.max_request_bytes).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than {} bytes; split it into smaller batches", limits.max_request_bytes),
+        )
+    })?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("the body is not UTF-8: {e}")))?;
+    let inputs = split(text, is_ndjson(&headers))?;
+    if inputs.len() > limits.max_batch_events {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("{} events in one request; at most {} are taken", inputs.len(), limits.max_batch_events),
+        ));
+    }
+    for (i, input) in inputs.iter().enumerate() {
+        if let Input::Raw(raw) = input {
+            if raw.len() > limits.max_event_bytes {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("event {i} is {} bytes; an event may be at most {} bytes", raw.len(), limits.max_event_bytes),
+                )
+                .with_detail(&format!("/{i}"), "too large"));
+            }
+        }
+    }
+
+    // Validation is CPU work: keep it off the async workers for batches.
+    let validated = if inputs.len() > 8 {
+        let st = state.clone();
+        let owned: Vec<Result<String, String>> = inputs
+            .iter()
+            .map(|i| match i {
+                Input::Raw(r) => Ok(r.to_string()),
+                Input::Unparsable(w) => Err(w.clone()),
+            })
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let inputs: Vec<Input<'_>> = owned
+                .iter()
+                .map(|o| match o {
+                    Ok(r) => Input::Raw(r.as_str()),
+                    Err(w) => Input::Unparsable(w.clone()),
+                })
+                .collect();
+            validate_all(&st, &inputs)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("validation task failed: {e}")))?
+    } else {
+        validate_all(&state, &inputs)
+    };
+
+    let mut appends = Vec::new();
+    for e in validated.iter().flatten() {
+        appends.push(Append {
+            event_id: e.event_id.clone(),
+            stream_key: e.stream_key(),
+            content_hash: e.content_hash(),
+            event_type: e.event_type().as_str().to_string(),
+            version: e.version,
+            payload: e.to_json().into_bytes(),
+        });
+    }
+    let outcomes = if appends.is_empty() { Vec::new() } else { log.append(appends).await? };
+
+    let mut outcomes = outcomes.into_iter();
+    let mut token = Token::default();
+    let (mut accepted, mut duplicates, mut rejected) = (0, 0, 0);
+    let mut results = Vec::with_capacity(inputs.len());
+    for (input, v) in inputs.iter().zip(validated) {
+        let result = match v {
+            Err(error) => {
+                rejected += 1;
+                let event_id = match input {
+                    Input::Raw(raw) => event_id_of(raw),
+                    Input::Unparsable(_) => None,
+                };
+                EventResult { event_id, status: "rejected", position: None, error: Some(error) }
+            }
+            Ok(e) => match outcomes.next().expect("one outcome per append") {
+                AppendOutcome::Appended(p) => {
+                    accepted += 1;
+                    token.include(p);
+                    EventResult { event_id: Some(e.event_id), status: "accepted", position: Some(p.to_string()), error: None }
+                }
+                AppendOutcome::Duplicate(p) => {
+                    duplicates += 1;
+                    token.include(p);
+                    EventResult { event_id: Some(e.event_id), status: "duplicate", position: Some(p.to_string()), error: None }
+                }
+                AppendOutcome::Conflict(p) => {
+                    rejected += 1;
+                    metrics::counter!("crm_publish_conflicts_total").increment(1);
+                    tracing::warn!(event_id = %e.event_id, original = %p, "event_id re-used with different content: rejected");
+                    let msg = format!("event_id {:?} was already published with different content (at {p}); event ids are unique forever", e.event_id);
+                    EventResult {
+                        event_id: Some(e.event_id),
+                        status: "rejected",
+                        position: None,
+                        error: Some(rejection("conflict", msg.clone(), vec![FieldError::new("/event_id", msg)])),
+                    }
+                }
+            },
+        };
+        results.push(result);
+    }
+    metrics::counter!("crm_events_accepted_total").increment(accepted as u64);
+    metrics::counter!("crm_events_duplicate_total").increment(duplicates as u64);
+    metrics::counter!("crm_events_rejected_total").increment(rejected as u64);
+    metrics::histogram!("crm_publish_seconds").record(started.elapsed().as_secs_f64());
+    Ok(Json(PublishResponse {
+        accepted,
+        duplicates,
+        rejected,
+        results,
+        consistency_token: (!token.is_empty()).then(|| token.to_string()),
+    }))
+}

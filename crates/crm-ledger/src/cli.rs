@@ -1,0 +1,196 @@
+//! The command line (`shared/spec/cli.md`). Every flag also reads an
+//! environment variable `CRM_LEDGER_<FLAG>`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "crm-ledger", version, about = "Event-sourced ledger for contact-center CRM data")]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "CRM_LEDGER_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The whole ledger in one process: publish API, log, projectors, query API.
+    Serve(ServeArgs),
+    /// Send an NDJSON file (or - for stdin) to a running ledger in batches.
+    Publish(PublishArgs),
+    /// The log's events in order as NDJSON (analysts).
+    Replay(ReplayArgs),
+    /// Rebuild read models from the log (offline) into a directory.
+    Rebuild(RebuildArgs),
+    /// Write a realistic, reproducible contact-center history as NDJSON.
+    Demo(DemoArgs),
+    /// Print the JSON Schemas, or check that a directory holds exactly them.
+    Schemas(SchemasArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogBackend {
+    Embedded,
+    Kafka,
+}
+
+/// Where the log is.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Data directory of the embedded log and of the read models.
+    #[arg(long, env = "CRM_LEDGER_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Log backend.
+    #[arg(long = "log", env = "CRM_LEDGER_LOG", value_enum, default_value = "embedded")]
+    pub backend: LogBackend,
+    /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT] (with --log kafka).
+    #[arg(long, env = "CRM_LEDGER_BROKERS")]
+    pub brokers: Option<String>,
+    /// Kafka topic (with --log kafka).
+    #[arg(long, env = "CRM_LEDGER_TOPIC", default_value = "crm.events")]
+    pub topic: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// Publish API and log only.
+    Ingest,
+    /// Projectors only (with the operations routes).
+    Project,
+    /// Projectors and query API.
+    Query,
+    /// Everything in one process.
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Address to listen on.
+    #[arg(long, env = "CRM_LEDGER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Which parts this process runs.
+    #[arg(long, env = "CRM_LEDGER_ROLE", value_enum, default_value = "all")]
+    pub role: Role,
+    /// Projections to run (comma-separated): customers, cases, campaigns.
+    #[arg(long, env = "CRM_LEDGER_PROJECTIONS", value_delimiter = ',', default_value = "customers,cases,campaigns")]
+    pub projections: Vec<String>,
+    /// Serve the read models in --data-dir without a log: queries only.
+    #[arg(long, env = "CRM_LEDGER_READ_ONLY")]
+    pub read_only: bool,
+    /// Largest request body of POST /v1/events, in bytes.
+    #[arg(long, env = "CRM_LEDGER_MAX_REQUEST_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+    /// Largest single event, in bytes.
+    #[arg(long, env = "CRM_LEDGER_MAX_EVENT_BYTES", default_value_t = 256 * 1024)]
+    pub max_event_bytes: usize,
+    /// Most events in one publish request.
+    #[arg(long, env = "CRM_LEDGER_MAX_BATCH_EVENTS", default_value_t = 10_000)]
+    pub max_batch_events: usize,
+    /// sled cache for the read models, in MiB.
+    #[arg(long, env = "CRM_LEDGER_STORE_CACHE_MB", default_value_t = 256)]
+    pub store_cache_mb: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// NDJSON file, or - for stdin.
+    pub file: String,
+    /// Base URL of the ledger.
+    #[arg(long, env = "CRM_LEDGER_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Events per request.
+    #[arg(long, env = "CRM_LEDGER_BATCH", default_value_t = 1000)]
+    pub batch: usize,
+    /// Requests in flight at once.
+    #[arg(long, env = "CRM_LEDGER_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
+    /// Print every rejected event's error (default: the first 20).
+    #[arg(long, env = "CRM_LEDGER_VERBOSE")]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Only events that occurred at or after this time (RFC 3339).
+    #[arg(long, env = "CRM_LEDGER_FROM")]
+    pub from: Option<String>,
+    /// Only events that occurred before this time (RFC 3339).
+    #[arg(long, env = "CRM_LEDGER_UNTIL")]
+    pub until: Option<String>,
+    /// Only events whose type starts with this prefix (e.g. `case.`).
+    #[arg(long = "type", env = "CRM_LEDGER_TYPE")]
+    pub type_prefix: Option<String>,
+    /// Only events that concern this customer: its own, its interactions',
+    /// its cases', its campaign contacts', and those of customers merged
+    /// with it.
+    #[arg(long, env = "CRM_LEDGER_CUSTOMER")]
+    pub customer: Option<String>,
+    /// Write to this file instead of stdout.
+    #[arg(long, env = "CRM_LEDGER_OUT")]
+    pub out: Option<PathBuf>,
+    /// Leave out the ledger's own fields (recorded_at, position) so the output
+    /// can be published to another ledger.
+    #[arg(long, env = "CRM_LEDGER_PUBLISHABLE")]
+    pub publishable: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Only this projection (default: all).
+    #[arg(long, env = "CRM_LEDGER_PROJECTION")]
+    pub projection: Option<String>,
+    /// Keep events that occurred up to TIME (what had happened by then).
+    #[arg(long, env = "CRM_LEDGER_AS_OF")]
+    pub as_of: Option<String>,
+    /// Keep events recorded up to TIME (what the ledger knew then).
+    #[arg(long, env = "CRM_LEDGER_KNOWN_AT")]
+    pub known_at: Option<String>,
+    /// Directory of the rebuilt read models (serve it with serve --read-only --data-dir DIR).
+    #[arg(long, env = "CRM_LEDGER_OUT")]
+    pub out: Option<PathBuf>,
+    /// Print `NAME DIGEST` per projection.
+    #[arg(long, env = "CRM_LEDGER_DIGEST")]
+    pub digest: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of customers.
+    #[arg(long, env = "CRM_LEDGER_CUSTOMERS", default_value_t = 1000)]
+    pub customers: usize,
+    /// Days of history.
+    #[arg(long, env = "CRM_LEDGER_DAYS", default_value_t = 30)]
+    pub days: u32,
+    /// Random seed: the same seed gives the same history.
+    #[arg(long, env = "CRM_LEDGER_SEED", default_value_t = 42)]
+    pub seed: u64,
+    /// Write to this file instead of stdout.
+    #[arg(long, env = "CRM_LEDGER_OUT")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemasArgs {
+    /// Check that DIR holds exactly the schemas (non-zero exit when not).
+    #[arg(long, env = "CRM_LEDGER_SCHEMAS_CHECK")]
+    pub check: Option<PathBuf>,
+    /// Write the schemas into DIR (one file each).
+    #[arg(long, env = "CRM_LEDGER_SCHEMAS_WRITE", conflicts_with = "check")]
+    pub write: Option<PathBuf>,
+}
