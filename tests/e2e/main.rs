@@ -1,1 +1,10 @@
-//! End-to-end tests (filled in below).
+//! End-to-end tests: the real `crm-ledger` binary over real sockets.
+//!
+//! Run with `cargo test -p crm-ledger --test e2e`.
+
+mod support;
+
+mod bad_input;
+mod crash;
+mod publish_and_query;
+mod shutdown_and_limits;

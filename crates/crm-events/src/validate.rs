@@ -227,13 +227,13 @@ fn normalize_and_check(event: &mut Event) -> Vec<FieldError> {
         | EventData::CustomerIdentityRemoved(CustomerIdentityRemoved { identity, .. }) => {
             check_identity(identity, "/data/identity".into(), &mut errors);
         }
-        EventData::CustomerMerged(d) | EventData::CustomerUnmerged(d) => {
-            if customer.as_deref() == Some(d.merged_customer_id.as_str()) {
-                errors.push(FieldError::new(
-                    "/data/merged_customer_id",
-                    "must differ from customer_id (the survivor)",
-                ));
-            }
+        EventData::CustomerMerged(d) | EventData::CustomerUnmerged(d)
+            if customer.as_deref() == Some(d.merged_customer_id.as_str()) =>
+        {
+            errors.push(FieldError::new(
+                "/data/merged_customer_id",
+                "must differ from customer_id (the survivor)",
+            ));
         }
         EventData::InteractionStarted(d) => {
             check_opt(&mut d.from, "/data/from", &mut errors);

@@ -7,7 +7,11 @@ use crm_projection::Projection;
 
 /// Every projection, in a fixed order.
 pub fn all() -> Vec<Arc<dyn Projection>> {
-    Vec::new()
+    vec![
+        Arc::new(crm_customers::CustomersProjection),
+        Arc::new(crm_cases::CasesProjection),
+        Arc::new(crm_campaigns::CampaignsProjection),
+    ]
 }
 
 /// The projections named (`customers,cases`), checked.

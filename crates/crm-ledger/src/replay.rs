@@ -157,7 +157,7 @@ fn run(args: ReplayArgs, from: Option<DateTime<Utc>>, until: Option<DateTime<Utc
         }
         out.write_all(b"\n")?;
         written += 1;
-        if written % 10_000 == 0 {
+        if written.is_multiple_of(10_000) {
             bar.set_message(format!("{written} written"));
         }
         Ok(())

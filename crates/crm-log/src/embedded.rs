@@ -431,7 +431,7 @@ impl EmbeddedLog {
                         let b = decode_record_body(body).map_err(|e| corrupt(&seg.path, 0, e))?;
                         batch.insert(b.event_id.as_bytes(), &index_value(&b.content_hash, offset)[..]);
                         n += 1;
-                        if n % 100_000 == 0 {
+                        if n.is_multiple_of(100_000) {
                             let full = std::mem::take(&mut batch);
                             index.apply_batch(full).map_err(sled_err)?;
                         }

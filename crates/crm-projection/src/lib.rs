@@ -33,6 +33,9 @@ pub const RESERVED: u8 = 0x00;
 /// Prefix of dead-letter keys (followed by the event id).
 pub const DEAD_LETTER_PREFIX: &[u8] = b"\x00dl/";
 
+/// Key-value entries, in key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A failure to read the underlying store.
 #[derive(Debug, thiserror::Error)]
 #[error("store: {0}")]
@@ -67,7 +70,7 @@ pub trait KvRead {
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    ) -> Result<Entries, StoreError>;
 
     /// The value at `key`, decoded from JSON.
     fn get_json<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError>
@@ -130,7 +133,7 @@ impl KvRead for MemStore {
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Entries, StoreError> {
         Ok(self
             .map
             .range::<[u8], _>(range_after(prefix, after))
@@ -219,7 +222,7 @@ impl<'a> Tx<'a> {
     }
 
     /// Every entry under `prefix`, in key order (use for bounded sets only).
-    pub fn scan_all(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan_all(&self, prefix: &[u8]) -> Result<Entries, StoreError> {
         self.scan(prefix, None, usize::MAX)
     }
 
@@ -275,7 +278,7 @@ impl KvRead for Tx<'_> {
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Entries, StoreError> {
         // Merge the base's entries with the pending changes, in key order.
         // The base is read in pages so that a small `limit` reads little.
         let mut out = Vec::new();

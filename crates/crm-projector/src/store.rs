@@ -120,7 +120,7 @@ impl KvRead for TreeKv {
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<crm_projection::Entries, StoreError> {
         let iter = match after {
             Some(a) if a >= prefix => {
                 let mut start = a.to_vec();

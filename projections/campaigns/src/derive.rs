@@ -466,3 +466,89 @@ pub(crate) fn index_entries(k: &str, d: &Derived) -> BTreeMap<String, Vec<u8>> {
     }
     m
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crm_events::ConsentChannel;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn fact(
+        id: &str,
+        t: &str,
+        granted: bool,
+        channel: ConsentChannel,
+        expires: Option<&str>,
+    ) -> ConsentFact {
+        ConsentFact {
+            at: at(t),
+            event_id: id.into(),
+            granted,
+            channel,
+            purpose: ConsentPurpose::Marketing,
+            expires_at: expires.map(at),
+        }
+    }
+
+    #[test]
+    fn the_latest_revocation_cancels_earlier_grants_and_later_grants_count_until_expiry() {
+        use AttemptChannel::*;
+        use ConsentChannel as C;
+        let mut fs = vec![
+            fact("1", "2026-11-01T00:00:00Z", true, C::Any, None),
+            fact("2", "2026-11-02T00:00:00Z", false, C::Phone, None),
+            fact(
+                "3",
+                "2026-11-03T00:00:00Z",
+                true,
+                C::Phone,
+                Some("2026-11-05T00:00:00Z"),
+            ),
+        ];
+        sort_timed(&mut fs);
+        let p = ConsentPurpose::Marketing;
+        let j = |ch, t: &str| judge(&fs, p, ch, Some(at(t)));
+        assert_eq!(j(Phone, "2026-10-31T00:00:00Z"), Judgement::Missing);
+        assert_eq!(j(Phone, "2026-11-01T12:00:00Z"), Judgement::Valid(None));
+        assert_eq!(j(Phone, "2026-11-02T12:00:00Z"), Judgement::Revoked);
+        assert_eq!(
+            j(Email, "2026-11-02T12:00:00Z"),
+            Judgement::Valid(None),
+            "a phone revocation leaves email"
+        );
+        assert_eq!(
+            j(Phone, "2026-11-04T00:00:00Z"),
+            Judgement::Valid(Some(at("2026-11-05T00:00:00Z")))
+        );
+        assert_eq!(
+            j(Phone, "2026-11-05T00:00:00Z"),
+            Judgement::Expired,
+            "expires_at is exclusive"
+        );
+        assert_eq!(
+            judge(&fs, p, Phone, None),
+            Judgement::Valid(Some(at("2026-11-05T00:00:00Z")))
+        );
+        assert_eq!(
+            judge(&fs, ConsentPurpose::Survey, Phone, None),
+            Judgement::Missing
+        );
+    }
+
+    #[test]
+    fn ties_in_time_are_broken_by_event_id() {
+        use ConsentChannel as C;
+        let mut fs = vec![
+            fact("b", "2026-11-01T00:00:00Z", false, C::Any, None),
+            fact("a", "2026-11-01T00:00:00Z", true, C::Any, None),
+        ];
+        sort_timed(&mut fs);
+        assert_eq!(
+            judge(&fs, ConsentPurpose::Marketing, AttemptChannel::Sms, None),
+            Judgement::Revoked
+        );
+    }
+}

@@ -1,0 +1,101 @@
+//! Starting, stopping and killing a real server.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_crm-ledger");
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub ready_in: Duration,
+}
+
+impl Server {
+    /// Starts `crm-ledger serve` on a free port and waits until /healthz answers.
+    pub async fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let port = free_port();
+        let started = Instant::now();
+        let child = Command::new(BIN)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn crm-ledger");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        loop {
+            if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Server { child, base, ready_in: started.elapsed() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every event id in the embedded log of `data_dir`, with how often it occurs.
+pub fn log_ids(data_dir: &Path) -> HashMap<String, usize> {
+    let mut ids = HashMap::new();
+    crm_log::embedded::scan_dir(&data_dir.join("log"), |r| {
+        *ids.entry(r.event_id).or_insert(0) += 1;
+        Ok(true)
+    })
+    .unwrap();
+    ids
+}
+
+/// A valid event of the case stream.
+pub fn note(id: &str, case: &str) -> serde_json::Value {
+    serde_json::json!({
+        "event_id": id, "type": "case.note_added", "occurred_at": "2026-11-20T10:00:00Z",
+        "source": "e2e", "case_id": case, "data": {"text": format!("note {id}")}
+    })
+}
