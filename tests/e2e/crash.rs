@@ -12,16 +12,28 @@ use crate::support::{log_ids, note, Server};
 async fn publisher(base: String, worker: usize, acked: Arc<Mutex<HashSet<String>>>, round: usize) {
     let client = reqwest::Client::new();
     for b in 0.. {
-        let ids: Vec<String> = (0..50).map(|i| format!("r{round}-w{worker}-b{b}-{i}")).collect();
-        let body: Vec<_> = ids.iter().map(|id| note(id, &format!("k{worker}"))).collect();
-        let resp = match client.post(format!("{base}/v1/events")).json(&body).send().await {
+        let ids: Vec<String> = (0..50)
+            .map(|i| format!("r{round}-w{worker}-b{b}-{i}"))
+            .collect();
+        let body: Vec<_> = ids
+            .iter()
+            .map(|id| note(id, &format!("k{worker}")))
+            .collect();
+        let resp = match client
+            .post(format!("{base}/v1/events"))
+            .json(&body)
+            .send()
+            .await
+        {
             Ok(r) => r,
             Err(_) => return, // killed
         };
         if !resp.status().is_success() {
             return;
         }
-        let Ok(answer) = resp.json::<serde_json::Value>().await else { return };
+        let Ok(answer) = resp.json::<serde_json::Value>().await else {
+            return;
+        };
         let mut acked = acked.lock().unwrap();
         for r in answer["results"].as_array().unwrap() {
             let status = r["status"].as_str().unwrap();
@@ -33,9 +45,17 @@ async fn publisher(base: String, worker: usize, acked: Arc<Mutex<HashSet<String>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_acknowledged_event_and_doubles_none() {
-    let rounds: usize = std::env::var("CRM_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
-    let seed: u64 = std::env::var("CRM_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(20261124);
-    eprintln!("crash test: {rounds} rounds, seed {seed} (CRM_CRASH_ROUNDS / CRM_CRASH_SEED to change)");
+    let rounds: usize = std::env::var("CRM_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let seed: u64 = std::env::var("CRM_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20261124);
+    eprintln!(
+        "crash test: {rounds} rounds, seed {seed} (CRM_CRASH_ROUNDS / CRM_CRASH_SEED to change)"
+    );
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let acked = Arc::new(Mutex::new(HashSet::new()));
@@ -55,8 +75,15 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_doubles_none() {
         let doubled: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).collect();
         assert!(doubled.is_empty(), "round {round}: doubled {doubled:?}");
         let acked = acked.lock().unwrap();
-        let lost: Vec<_> = acked.iter().filter(|id| !ids.contains_key(*id)).take(5).collect();
-        assert!(lost.is_empty(), "round {round}: acknowledged but lost: {lost:?}");
+        let lost: Vec<_> = acked
+            .iter()
+            .filter(|id| !ids.contains_key(*id))
+            .take(5)
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "round {round}: acknowledged but lost: {lost:?}"
+        );
     }
     // A last clean start: the log verifies and the server answers.
     let server = Server::start(dir.path(), &["--projections", "cases"]).await;

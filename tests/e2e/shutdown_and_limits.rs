@@ -13,7 +13,10 @@ use crate::support::{log_ids, note, Server, BIN};
 async fn sigterm_during_publishing_stops_cleanly_and_keeps_every_acknowledged_event() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), &[]).await;
-    eprintln!("serve was ready in {:?} on an empty data dir", server.ready_in);
+    eprintln!(
+        "serve was ready in {:?} on an empty data dir",
+        server.ready_in
+    );
     let acked = Arc::new(Mutex::new(HashSet::new()));
     let mut tasks = Vec::new();
     for w in 0..4 {
@@ -22,14 +25,28 @@ async fn sigterm_during_publishing_stops_cleanly_and_keeps_every_acknowledged_ev
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             for b in 0.. {
-                let body: Vec<Value> = (0..100).map(|i| note(&format!("w{w}-b{b}-{i}"), "k")).collect();
-                let Ok(r) = client.post(format!("{base}/v1/events")).json(&body).send().await else { return };
+                let body: Vec<Value> = (0..100)
+                    .map(|i| note(&format!("w{w}-b{b}-{i}"), "k"))
+                    .collect();
+                let Ok(r) = client
+                    .post(format!("{base}/v1/events"))
+                    .json(&body)
+                    .send()
+                    .await
+                else {
+                    return;
+                };
                 if !r.status().is_success() {
                     return;
                 }
-                let Ok(a) = r.json::<Value>().await else { return };
+                let Ok(a) = r.json::<Value>().await else {
+                    return;
+                };
                 for r in a["results"].as_array().unwrap() {
-                    acked.lock().unwrap().insert(r["event_id"].as_str().unwrap().to_string());
+                    acked
+                        .lock()
+                        .unwrap()
+                        .insert(r["event_id"].as_str().unwrap().to_string());
                 }
             }
         }));
@@ -43,7 +60,10 @@ async fn sigterm_during_publishing_stops_cleanly_and_keeps_every_acknowledged_ev
     let ids = log_ids(dir.path());
     let acked = acked.lock().unwrap();
     assert!(!acked.is_empty());
-    assert!(acked.iter().all(|id| ids.get(id) == Some(&1)), "every acknowledged event once");
+    assert!(
+        acked.iter().all(|id| ids.get(id) == Some(&1)),
+        "every acknowledged event once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,25 +73,46 @@ async fn size_limits_answer_413_with_the_error_body() {
     let client = reqwest::Client::new();
     // Default request limit: 16 MiB.
     let big = format!("[{}]", "1,".repeat(9 * 1024 * 1024) + "1");
-    let r = client.post(server.url("/v1/events")).header("content-type", "application/json").body(big).send().await.unwrap();
+    let r = client
+        .post(server.url("/v1/events"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["code"], "payload_too_large");
     // Default event limit: 256 KiB.
     let mut ev = note("huge", "k");
     ev["data"]["text"] = Value::String("x".repeat(300 * 1024));
-    let r = client.post(server.url("/v1/events")).json(&vec![note("small", "k"), ev]).send().await.unwrap();
+    let r = client
+        .post(server.url("/v1/events"))
+        .json(&vec![note("small", "k"), ev])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     let e: Value = r.json().await.unwrap();
-    assert!(e["error"]["message"].as_str().unwrap().contains("event 1"), "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("event 1"),
+        "{e}"
+    );
     drop(server);
-    assert!(log_ids(dir.path()).is_empty(), "nothing of a refused request is appended");
+    assert!(
+        log_ids(dir.path()).is_empty(),
+        "nothing of a refused request is appended"
+    );
 }
 
 #[test]
 fn the_schemas_in_the_repository_match_the_code() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas");
-    let out = std::process::Command::new(BIN).args(["schemas", "--check"]).arg(&dir).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["schemas", "--check"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "schemas/ drifted from the code:\n{}",
@@ -82,11 +123,33 @@ fn the_schemas_in_the_repository_match_the_code() {
 #[test]
 fn schemas_check_fails_on_a_drifted_directory() {
     let d = tempfile::tempdir().unwrap();
-    assert!(std::process::Command::new(BIN).args(["schemas", "--write"]).arg(d.path()).status().unwrap().success());
+    assert!(std::process::Command::new(BIN)
+        .args(["schemas", "--write"])
+        .arg(d.path())
+        .status()
+        .unwrap()
+        .success());
     std::fs::remove_file(d.path().join("case.closed.v1.json")).unwrap();
     std::fs::write(d.path().join("envelope.json"), "{}").unwrap();
-    let out = std::process::Command::new(BIN).args(["schemas", "--check"]).arg(d.path()).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["schemas", "--check"])
+        .arg(d.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("case.closed.v1.json: missing") && err.contains("envelope.json: differs"), "{err}");
+    assert!(
+        err.contains("case.closed.v1.json: missing") && err.contains("envelope.json: differs"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_event_reference_page_is_generated_from_the_schemas() {
+    let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/events.md");
+    let on_disk = std::fs::read_to_string(&page).expect("docs/events.md");
+    assert!(
+        on_disk == crm_events::schema::markdown(),
+        "docs/events.md is stale: run `crm-ledger schemas --docs docs/events.md`"
+    );
 }

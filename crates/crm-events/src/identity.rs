@@ -20,7 +20,9 @@ string_enum!(
 
 /// One way to recognise a customer: a phone number, an email address, an
 /// account number, a card, a chat handle...
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Identity {
     pub kind: IdentityKind,
@@ -135,7 +137,15 @@ mod tests {
 
     #[test]
     fn phones_that_cannot_be_normalised_are_errors() {
-        for raw in ["020 7946 0958", "+", "+999 123", "call me", "", "   ", "+44 20 x"] {
+        for raw in [
+            "020 7946 0958",
+            "+",
+            "+999 123",
+            "call me",
+            "",
+            "   ",
+            "+44 20 x",
+        ] {
             assert!(normalize(IdentityKind::Phone, raw).is_err(), "{raw:?}");
         }
     }
@@ -146,7 +156,13 @@ mod tests {
             normalize(IdentityKind::Email, "  Ana.Lopez@Example.COM ").unwrap(),
             "ana.lopez@example.com"
         );
-        for raw in ["ana", "@example.com", "ana@", "ana@example", "a b@example.com"] {
+        for raw in [
+            "ana",
+            "@example.com",
+            "ana@",
+            "ana@example",
+            "a b@example.com",
+        ] {
             assert!(normalize(IdentityKind::Email, raw).is_err(), "{raw:?}");
         }
     }

@@ -135,7 +135,10 @@ fn strip_nulls_from_ids(schema: &mut Value) {
 
 /// The self-contained schema of one type and version.
 pub fn for_type(t: EventType, version: u32) -> Value {
-    assert!(t.versions().contains(&version), "{t} has no version {version}");
+    assert!(
+        t.versions().contains(&version),
+        "{t} has no version {version}"
+    );
     let mut schema = envelope();
     schema["$id"] = json!(format!("urn:crm-ledger:schema:{}:v{version}", t.as_str()));
     schema["title"] = json!(format!("{} v{version}", t.as_str()));
@@ -205,6 +208,140 @@ pub fn compare(found: &BTreeMap<String, Value>) -> Vec<String> {
     problems
 }
 
+/// `docs/events.md`: the catalog as a reference page, generated from the
+/// schemas (`crm-ledger schemas --docs`), so the page cannot drift.
+pub fn markdown() -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    out.push_str("# Event reference\n\n");
+    out.push_str("Generated from the JSON Schemas in `schemas/` by `crm-ledger schemas --docs docs/events.md`; do not edit by hand.\n");
+    out.push_str("The contract itself, with the rules behind these fields, is `shared/spec/events.md`; the choices made where it is silent are in `docs/contract-notes.md`.\n\n");
+    out.push_str("## Envelope\n\n| field | type | required | description |\n|---|---|---|---|\n");
+    let env = envelope();
+    let required: Vec<&str> = env["required"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    for (name, prop) in env["properties"].as_object().expect("properties") {
+        let _ = writeln!(
+            out,
+            "| `{name}` | {} | {} | {} |",
+            type_of(prop),
+            if required.contains(&name.as_str()) {
+                "yes"
+            } else {
+                ""
+            },
+            describe(prop)
+        );
+    }
+    out.push_str("\nUnknown top-level fields are rejected; unknown fields inside `data` are kept. The ledger adds `recorded_at` when it appends.\n");
+    for &t in EventType::ALL {
+        for &v in t.versions() {
+            let s = for_type(t, v);
+            let _ = write!(out, "\n## `{}` (version {v})\n\n", t.as_str());
+            let ids: Vec<&str> = t.required_ids().iter().map(|i| i.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "Stream: `{}`. Required ids: {}.\n",
+                t.stream_kind().id_field().as_str(),
+                ids.iter()
+                    .map(|i| format!("`{i}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let data = &s["properties"]["data"];
+            let req: Vec<&str> = data["required"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            match data["properties"].as_object() {
+                Some(props) if !props.is_empty() => {
+                    out.push_str(
+                        "| `data` field | type | required | description |\n|---|---|---|---|\n",
+                    );
+                    for (name, prop) in props {
+                        let _ = writeln!(
+                            out,
+                            "| `{name}` | {} | {} | {} |",
+                            type_of(prop),
+                            if req.contains(&name.as_str()) {
+                                "yes"
+                            } else {
+                                ""
+                            },
+                            describe(prop)
+                        );
+                    }
+                }
+                _ => out.push_str("No `data` fields (send `{}`).\n"),
+            }
+            if data.get("then").is_some() {
+                out.push_str(
+                    "\n`callback_at` is required when `outcome` is `callback_requested`.\n",
+                );
+            }
+        }
+    }
+    out
+}
+
+fn type_of(prop: &Value) -> String {
+    if let Some(e) = prop.get("enum").and_then(Value::as_array) {
+        return e
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(" \\| ");
+    }
+    if let Some(c) = prop.get("const") {
+        return format!("`{c}`");
+    }
+    let t = match prop.get("type") {
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|t| *t != "null")
+            .collect::<Vec<_>>()
+            .join(" or "),
+        _ => {
+            if let Some(any) = prop.get("anyOf").and_then(Value::as_array) {
+                return any
+                    .iter()
+                    .filter(|s| s.get("type") != Some(&json!("null")))
+                    .map(type_of)
+                    .collect::<Vec<_>>()
+                    .join(" or ");
+            }
+            "any".into()
+        }
+    };
+    match prop.get("format").and_then(Value::as_str) {
+        Some("date-time") => "RFC 3339 time".into(),
+        _ if t == "object" && prop.pointer("/properties/kind").is_some() => {
+            "identity `{kind, value}`".into()
+        }
+        _ => t,
+    }
+}
+
+fn describe(prop: &Value) -> String {
+    let mut d = prop
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .replace('\n', " ");
+    if let (Some(min), Some(max)) = (prop.get("minLength"), prop.get("maxLength")) {
+        d = format!("{d} ({min}-{max} chars)").trim().to_string();
+    }
+    if let Some(min) = prop.get("minimum") {
+        d = format!("{d} (at least {min})").trim().to_string();
+    }
+    d
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,10 +361,8 @@ mod tests {
 
     #[test]
     fn compare_reports_missing_extra_and_changed_files() {
-        let mut found: BTreeMap<String, Value> = all()
-            .into_iter()
-            .map(|f| (f.file_name, f.schema))
-            .collect();
+        let mut found: BTreeMap<String, Value> =
+            all().into_iter().map(|f| (f.file_name, f.schema)).collect();
         found.remove("case.closed.v1.json");
         found.insert("case.deleted.v1.json".into(), json!({}));
         found.get_mut("envelope.json").unwrap()["title"] = json!("edited");
@@ -248,6 +383,9 @@ mod tests {
         assert_eq!(s["additionalProperties"], json!(false));
         assert_eq!(s["properties"]["data"]["required"], json!(["outcome"]));
         assert!(s["properties"]["data"]["then"].is_object());
-        assert!(!s.to_string().contains("$ref"), "schemas are self-contained");
+        assert!(
+            !s.to_string().contains("$ref"),
+            "schemas are self-contained"
+        );
     }
 }

@@ -254,12 +254,19 @@ fn normalize_and_check(event: &mut Event) -> Vec<FieldError> {
         EventData::CampaignCreated(d) => {
             if let (Some(s), Some(e)) = (d.starts_at, d.ends_at) {
                 if e < s {
-                    errors.push(FieldError::new("/data/ends_at", "must not be before starts_at"));
+                    errors.push(FieldError::new(
+                        "/data/ends_at",
+                        "must not be before starts_at",
+                    ));
                 }
             }
         }
-        EventData::CampaignContactAdded(d) => check_opt(&mut d.identity, "/data/identity", &mut errors),
-        EventData::CampaignAttemptMade(d) => check_opt(&mut d.identity, "/data/identity", &mut errors),
+        EventData::CampaignContactAdded(d) => {
+            check_opt(&mut d.identity, "/data/identity", &mut errors)
+        }
+        EventData::CampaignAttemptMade(d) => {
+            check_opt(&mut d.identity, "/data/identity", &mut errors)
+        }
         _ => {}
     }
     errors

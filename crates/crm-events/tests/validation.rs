@@ -36,9 +36,15 @@ fn a_valid_event_is_typed_and_its_time_held_in_utc() {
     assert_eq!(e.event_type(), EventType::InteractionStarted);
     assert_eq!(e.version, 1);
     assert_eq!(e.occurred_at.to_rfc3339(), "2026-11-20T08:30:00+00:00");
-    let EventData::InteractionStarted(d) = &e.data else { panic!() };
+    let EventData::InteractionStarted(d) = &e.data else {
+        panic!()
+    };
     assert_eq!(d.from.as_ref().unwrap().value, "+442079460958");
-    assert_eq!(d.extra["custom"], json!({"x": 1}), "unknown data fields pass through");
+    assert_eq!(
+        d.extra["custom"],
+        json!({"x": 1}),
+        "unknown data fields pass through"
+    );
     assert_eq!(e.stream_key(), "interaction/i-1");
 }
 
@@ -47,18 +53,36 @@ fn every_catalog_type_accepts_its_minimal_event() {
     let minimal: &[(&str, Value)] = &[
         ("customer.registered", json!({})),
         ("customer.profile_updated", json!({})),
-        ("customer.identity_added", json!({"identity": {"kind": "email", "value": "A@B.CO"}})),
-        ("customer.identity_removed", json!({"identity": {"kind": "card", "value": "4111"}})),
+        (
+            "customer.identity_added",
+            json!({"identity": {"kind": "email", "value": "A@B.CO"}}),
+        ),
+        (
+            "customer.identity_removed",
+            json!({"identity": {"kind": "card", "value": "4111"}}),
+        ),
         ("customer.merged", json!({"merged_customer_id": "c-2"})),
         ("customer.unmerged", json!({"merged_customer_id": "c-2"})),
-        ("consent.granted", json!({"channel": "sms", "purpose": "marketing"})),
-        ("consent.revoked", json!({"channel": "any", "purpose": "survey"})),
-        ("interaction.started", json!({"channel": "chat", "direction": "inbound"})),
+        (
+            "consent.granted",
+            json!({"channel": "sms", "purpose": "marketing"}),
+        ),
+        (
+            "consent.revoked",
+            json!({"channel": "any", "purpose": "survey"}),
+        ),
+        (
+            "interaction.started",
+            json!({"channel": "chat", "direction": "inbound"}),
+        ),
         ("interaction.message", json!({"author": "bot"})),
         ("interaction.assigned", json!({})),
         ("interaction.transferred", json!({})),
         ("interaction.ended", json!({"outcome": "abandoned"})),
-        ("interaction.recorded", json!({"channel": "email", "direction": "outbound"})),
+        (
+            "interaction.recorded",
+            json!({"channel": "email", "direction": "outbound"}),
+        ),
         ("interaction.identified", json!({})),
         ("case.opened", json!({"category": "billing"})),
         ("case.interaction_linked", json!({})),
@@ -72,10 +96,16 @@ fn every_catalog_type_accepts_its_minimal_event() {
         ("case.reopened", json!({})),
         ("case.closed", json!({})),
         ("case.voided", json!({"reason": "prank"})),
-        ("campaign.created", json!({"name": "Q4", "channel": "phone", "purpose": "marketing"})),
+        (
+            "campaign.created",
+            json!({"name": "Q4", "channel": "phone", "purpose": "marketing"}),
+        ),
         ("campaign.contact_added", json!({})),
         ("campaign.contact_assigned", json!({})),
-        ("campaign.attempt_made", json!({"channel": "phone", "result": "busy"})),
+        (
+            "campaign.attempt_made",
+            json!({"channel": "phone", "result": "busy"}),
+        ),
         ("campaign.contact_outcome", json!({"outcome": "declined"})),
         ("campaign.paused", json!({})),
         ("campaign.resumed", json!({})),
@@ -92,10 +122,16 @@ fn every_catalog_type_accepts_its_minimal_event() {
 
 #[test]
 fn required_data_fields_are_named() {
-    assert_eq!(paths(base("interaction.started")), ["/data/channel", "/data/direction"]);
+    assert_eq!(
+        paths(base("interaction.started")),
+        ["/data/channel", "/data/direction"]
+    );
     assert_eq!(paths(base("case.opened")), ["/data/category"]);
     assert_eq!(paths(base("case.voided")), ["/data/reason"]);
-    assert_eq!(paths(base("campaign.attempt_made")), ["/data/channel", "/data/result"]);
+    assert_eq!(
+        paths(base("campaign.attempt_made")),
+        ["/data/channel", "/data/result"]
+    );
 }
 
 #[test]
@@ -112,7 +148,16 @@ fn required_envelope_fields_are_named_per_type() {
     }
     let mut p = paths(ev);
     p.sort();
-    assert_eq!(p, ["/customer_id", "/data", "/event_id", "/occurred_at", "/source"]);
+    assert_eq!(
+        p,
+        [
+            "/customer_id",
+            "/data",
+            "/event_id",
+            "/occurred_at",
+            "/source"
+        ]
+    );
 }
 
 #[test]
@@ -143,7 +188,12 @@ fn unknown_type_and_version_are_named() {
 
 #[test]
 fn times_must_be_rfc3339_with_offset() {
-    for bad in ["2026-11-20 09:30:00", "2026-11-20T09:30:00", "yesterday", "2026-13-01T00:00:00Z"] {
+    for bad in [
+        "2026-11-20 09:30:00",
+        "2026-11-20T09:30:00",
+        "yesterday",
+        "2026-13-01T00:00:00Z",
+    ] {
         let mut ev = base("case.closed");
         ev["occurred_at"] = json!(bad);
         assert_eq!(paths(ev), ["/occurred_at"], "{bad}");
@@ -180,7 +230,10 @@ fn identities_that_cannot_be_normalised_are_named() {
         {"kind": "email", "value": "ok@example.com"},
         {"kind": "phone", "value": "not a number"},
         {"kind": "email", "value": "nobody"}]});
-    assert_eq!(paths(ev), ["/data/identities/1/value", "/data/identities/2/value"]);
+    assert_eq!(
+        paths(ev),
+        ["/data/identities/1/value", "/data/identities/2/value"]
+    );
     let mut ev = base("interaction.started");
     ev["data"] = json!({"channel": "phone", "direction": "inbound", "from": {"kind": "phone", "value": "12"}});
     assert_eq!(paths(ev), ["/data/from/value"]);
@@ -221,5 +274,8 @@ fn stored_form_round_trips_and_hash_ignores_recorded_at() {
     // The stored form is itself a valid event once the ledger's field is removed.
     let mut stored: Value = serde_json::from_str(&e.to_json()).unwrap();
     stored.as_object_mut().unwrap().remove("recorded_at");
-    assert_eq!(v().validate(stored).unwrap(), { e.recorded_at = None; e });
+    assert_eq!(v().validate(stored).unwrap(), {
+        e.recorded_at = None;
+        e
+    });
 }

@@ -7,10 +7,20 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "crm-ledger", version, about = "Event-sourced ledger for contact-center CRM data")]
+#[command(
+    name = "crm-ledger",
+    version,
+    about = "Event-sourced ledger for contact-center CRM data"
+)]
 pub struct Cli {
     /// Log format on stderr.
-    #[arg(long, global = true, env = "CRM_LEDGER_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "CRM_LEDGER_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
@@ -51,7 +61,12 @@ pub struct LogArgs {
     #[arg(long, env = "CRM_LEDGER_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
     /// Log backend.
-    #[arg(long = "log", env = "CRM_LEDGER_LOG", value_enum, default_value = "embedded")]
+    #[arg(
+        long = "log",
+        env = "CRM_LEDGER_LOG",
+        value_enum,
+        default_value = "embedded"
+    )]
     pub backend: LogBackend,
     /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT] (with --log kafka).
     #[arg(long, env = "CRM_LEDGER_BROKERS")]
@@ -84,7 +99,12 @@ pub struct ServeArgs {
     #[arg(long, env = "CRM_LEDGER_ROLE", value_enum, default_value = "all")]
     pub role: Role,
     /// Projections to run (comma-separated): customers, cases, campaigns.
-    #[arg(long, env = "CRM_LEDGER_PROJECTIONS", value_delimiter = ',', default_value = "customers,cases,campaigns")]
+    #[arg(
+        long,
+        env = "CRM_LEDGER_PROJECTIONS",
+        value_delimiter = ',',
+        default_value = "customers,cases,campaigns"
+    )]
     pub projections: Vec<String>,
     /// Serve the read models in --data-dir without a log: queries only.
     #[arg(long, env = "CRM_LEDGER_READ_ONLY")]
@@ -193,4 +213,7 @@ pub struct SchemasArgs {
     /// Write the schemas into DIR (one file each).
     #[arg(long, env = "CRM_LEDGER_SCHEMAS_WRITE", conflicts_with = "check")]
     pub write: Option<PathBuf>,
+    /// Write the event reference page (docs/events.md) to FILE.
+    #[arg(long, env = "CRM_LEDGER_SCHEMAS_DOCS")]
+    pub docs: Option<PathBuf>,
 }

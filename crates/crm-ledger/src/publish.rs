@@ -47,7 +47,9 @@ struct StreamOf<'a> {
 
 /// The lane of a line: by its stream, so a stream's events stay in order.
 fn lane_of(line: &str, lanes: usize) -> usize {
-    let Ok(s) = serde_json::from_str::<StreamOf<'_>>(line) else { return 0 };
+    let Ok(s) = serde_json::from_str::<StreamOf<'_>>(line) else {
+        return 0;
+    };
     let family = s.t.and_then(|t| t.split('.').next()).unwrap_or("");
     let id = match family {
         "customer" | "consent" => s.customer_id,
@@ -57,7 +59,15 @@ fn lane_of(line: &str, lanes: usize) -> usize {
         _ => None,
     };
     let mut h = DefaultHasher::new();
-    (if family == "consent" { "customer" } else { family }, id).hash(&mut h);
+    (
+        if family == "consent" {
+            "customer"
+        } else {
+            family
+        },
+        id,
+    )
+        .hash(&mut h);
     (h.finish() % lanes as u64) as usize
 }
 
@@ -86,7 +96,9 @@ async fn send(client: &reqwest::Client, url: &str, batch: &Batch) -> Result<Answ
             .send()
             .await;
         match resp {
-            Ok(r) if r.status().is_success() => return r.json::<Answer>().await.context("reading the answer"),
+            Ok(r) if r.status().is_success() => {
+                return r.json::<Answer>().await.context("reading the answer")
+            }
             Ok(r) if r.status().as_u16() == 503 || r.status().as_u16() == 507 => {
                 let retry = r
                     .headers()
@@ -101,7 +113,10 @@ async fn send(client: &reqwest::Client, url: &str, batch: &Batch) -> Result<Answ
             Ok(r) => {
                 let status = r.status();
                 let text = r.text().await.unwrap_or_default();
-                bail!("the ledger answered {status} for lines {}..: {text}", batch.lines[0]);
+                bail!(
+                    "the ledger answered {status} for lines {}..: {text}",
+                    batch.lines[0]
+                );
             }
             Err(e) => {
                 tracing::warn!(error = %e, attempt, "cannot reach the ledger; retrying");
@@ -110,7 +125,10 @@ async fn send(client: &reqwest::Client, url: &str, batch: &Batch) -> Result<Answ
         }
         delay = (delay * 2).min(Duration::from_secs(10));
     }
-    Err(anyhow!("the ledger did not take lines {}.. after 20 attempts", batch.lines[0]))
+    Err(anyhow!(
+        "the ledger did not take lines {}.. after 20 attempts",
+        batch.lines[0]
+    ))
 }
 
 pub async fn publish(args: PublishArgs) -> Result<ExitCode> {
@@ -120,7 +138,8 @@ pub async fn publish(args: PublishArgs) -> Result<ExitCode> {
     let (reader, size): (Box<dyn Read + Send>, Option<u64>) = if args.file == "-" {
         (Box::new(std::io::stdin()), None)
     } else {
-        let f = std::fs::File::open(&args.file).with_context(|| format!("opening {}", args.file))?;
+        let f =
+            std::fs::File::open(&args.file).with_context(|| format!("opening {}", args.file))?;
         let size = f.metadata().ok().map(|m| m.len());
         (Box::new(f), size)
     };
@@ -131,8 +150,10 @@ pub async fn publish(args: PublishArgs) -> Result<ExitCode> {
 
     let bar = match size {
         Some(n) => ProgressBar::new(n).with_style(
-            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta} {msg}")
-                .expect("template"),
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta} {msg}",
+            )
+            .expect("template"),
         ),
         None => ProgressBar::new_spinner().with_style(
             ProgressStyle::with_template("{spinner} {bytes} read {msg}").expect("template"),
@@ -177,9 +198,17 @@ pub async fn publish(args: PublishArgs) -> Result<ExitCode> {
     // Read lines on a blocking thread and hand batches to the lanes.
     let batch_size = args.batch;
     let reading = tokio::task::spawn_blocking(move || -> Result<u64> {
-        let mut pending: Vec<Batch> = (0..lanes).map(|_| Batch { lines: Vec::new(), body: String::new() }).collect();
+        let mut pending: Vec<Batch> = (0..lanes)
+            .map(|_| Batch {
+                lines: Vec::new(),
+                body: String::new(),
+            })
+            .collect();
         let mut n = 0u64;
-        for (i, line) in BufReader::with_capacity(1 << 20, reader).lines().enumerate() {
+        for (i, line) in BufReader::with_capacity(1 << 20, reader)
+            .lines()
+            .enumerate()
+        {
             let line = line.context("reading the input")?;
             if line.trim().is_empty() {
                 continue;
@@ -191,13 +220,23 @@ pub async fn publish(args: PublishArgs) -> Result<ExitCode> {
             b.body.push_str(&line);
             b.body.push('\n');
             if b.lines.len() >= batch_size {
-                let full = std::mem::replace(b, Batch { lines: Vec::new(), body: String::new() });
-                senders[lane].blocking_send(full).map_err(|_| anyhow!("a sender stopped"))?;
+                let full = std::mem::replace(
+                    b,
+                    Batch {
+                        lines: Vec::new(),
+                        body: String::new(),
+                    },
+                );
+                senders[lane]
+                    .blocking_send(full)
+                    .map_err(|_| anyhow!("a sender stopped"))?;
             }
         }
         for (lane, b) in pending.into_iter().enumerate() {
             if !b.lines.is_empty() {
-                senders[lane].blocking_send(b).map_err(|_| anyhow!("a sender stopped"))?;
+                senders[lane]
+                    .blocking_send(b)
+                    .map_err(|_| anyhow!("a sender stopped"))?;
             }
         }
         Ok(n)
@@ -228,7 +267,11 @@ pub async fn publish(args: PublishArgs) -> Result<ExitCode> {
     if let Some(e) = failure {
         return Err(e.context("publishing stopped"));
     }
-    Ok(if totals.rejected > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if totals.rejected > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 #[cfg(test)]
@@ -242,7 +285,11 @@ mod tests {
         assert_eq!(lane_of(a, 7), lane_of(b, 7));
         let c = r#"{"type":"customer.registered","customer_id":"c1"}"#;
         let d = r#"{"type":"consent.granted","customer_id":"c1"}"#;
-        assert_eq!(lane_of(c, 7), lane_of(d, 7), "consent.* is the customer's stream");
+        assert_eq!(
+            lane_of(c, 7),
+            lane_of(d, 7),
+            "consent.* is the customer's stream"
+        );
         assert_eq!(lane_of("not json", 7), 0);
     }
 }

@@ -48,12 +48,17 @@ pub struct Related {
 impl Related {
     fn concerns(&self, h: &Head<'_>) -> bool {
         h.customer_id.is_some_and(|c| self.customers.contains(c))
-            || (h.t.starts_with("interaction.") && h.interaction_id.is_some_and(|i| self.interactions.contains(i)))
+            || (h.t.starts_with("interaction.")
+                && h.interaction_id
+                    .is_some_and(|i| self.interactions.contains(i)))
             || (h.t.starts_with("case.") && h.case_id.is_some_and(|c| self.cases.contains(c)))
     }
 }
 
-fn for_each_event(args: &ReplayArgs, mut f: impl FnMut(&crm_log::LogRecord) -> Result<()>) -> Result<u64> {
+fn for_each_event(
+    args: &ReplayArgs,
+    mut f: impl FnMut(&crm_log::LogRecord) -> Result<()>,
+) -> Result<u64> {
     if args.log.backend == LogBackend::Kafka {
         bail!("replay from Kafka is not available in this build yet; use the embedded data dir");
     }
@@ -122,25 +127,35 @@ pub async fn replay(args: ReplayArgs) -> Result<ExitCode> {
     tokio::task::spawn_blocking(move || run(args, from, until)).await?
 }
 
-fn run(args: ReplayArgs, from: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> Result<ExitCode> {
+fn run(
+    args: ReplayArgs,
+    from: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<ExitCode> {
     let related = match &args.customer {
         Some(c) => Some(related(&args, c)?),
         None => None,
     };
     let out: Box<dyn Write> = match &args.out {
-        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        Some(p) => {
+            Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
+        }
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = BufWriter::with_capacity(1 << 20, out);
-    let bar = ProgressBar::new_spinner()
-        .with_style(ProgressStyle::with_template("{spinner} {pos} events read, {msg}").expect("template"));
+    let bar = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} {pos} events read, {msg}").expect("template"),
+    );
     let mut written = 0u64;
     let total = for_each_event(&args, |rec| {
         bar.inc(1);
         let h: Head<'_> = serde_json::from_slice(&rec.payload)?;
         let keep = from.is_none_or(|f| h.occurred_at >= f)
             && until.is_none_or(|u| h.occurred_at < u)
-            && args.type_prefix.as_deref().is_none_or(|p| h.t.starts_with(p))
+            && args
+                .type_prefix
+                .as_deref()
+                .is_none_or(|p| h.t.starts_with(p))
             && related.as_ref().is_none_or(|r| r.concerns(&h));
         if !keep {
             return Ok(());

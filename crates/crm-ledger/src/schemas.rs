@@ -10,7 +10,11 @@ pub fn schemas(args: crate::cli::SchemasArgs) -> Result<ExitCode> {
     if let Some(dir) = args.check {
         let problems = check(&dir)?;
         if problems.is_empty() {
-            println!("{}: all {} schemas match the code", dir.display(), crm_events::schema::all().len());
+            println!(
+                "{}: all {} schemas match the code",
+                dir.display(),
+                crm_events::schema::all().len()
+            );
             return Ok(ExitCode::SUCCESS);
         }
         for p in &problems {
@@ -23,12 +27,21 @@ pub fn schemas(args: crate::cli::SchemasArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     }
+    if let Some(file) = args.docs {
+        std::fs::write(&file, crm_events::schema::markdown())?;
+        println!("wrote {}", file.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(dir) = args.write {
         std::fs::create_dir_all(&dir)?;
         for f in crm_events::schema::all() {
             std::fs::write(dir.join(&f.file_name), f.text())?;
         }
-        println!("wrote {} schemas to {}", crm_events::schema::all().len(), dir.display());
+        println!(
+            "wrote {} schemas to {}",
+            crm_events::schema::all().len(),
+            dir.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let all: BTreeMap<String, serde_json::Value> = crm_events::schema::all()
@@ -48,7 +61,11 @@ pub fn check(dir: &Path) -> Result<Vec<String>> {
         if path.extension().and_then(|e| e.to_str()) != Some("json") {
             continue;
         }
-        let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         let text = std::fs::read_to_string(&path)?;
         match serde_json::from_str(&text) {
             Ok(v) => {

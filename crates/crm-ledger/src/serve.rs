@@ -47,7 +47,9 @@ pub fn open_embedded(data_dir: &std::path::Path) -> Result<Arc<EmbeddedLog>> {
     match EmbeddedLog::open(EmbeddedConfig::new(data_dir.join("log"))) {
         Ok(log) => Ok(Arc::new(log)),
         Err(LogError::Locked(m)) => bail!("{m} (stop it first, or use another --data-dir)"),
-        Err(e) => Err(e).with_context(|| format!("opening the log in {}", data_dir.join("log").display())),
+        Err(e) => {
+            Err(e).with_context(|| format!("opening the log in {}", data_dir.join("log").display()))
+        }
     }
 }
 
@@ -59,7 +61,10 @@ fn open_store(data_dir: &std::path::Path, cache_mb: u64) -> Result<Store> {
                 data_dir.join("store").display()
             )
         } else {
-            anyhow::anyhow!("opening the read models in {}: {e}", data_dir.join("store").display())
+            anyhow::anyhow!(
+                "opening the read models in {}: {e}",
+                data_dir.join("store").display()
+            )
         }
     })
 }
@@ -74,7 +79,8 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
         .ok();
     let projections = crate::projections::named(&args.projections)?;
     let data_dir = &args.log.data_dir;
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     let limits = Limits {
         max_request_bytes: args.max_request_bytes,
         max_event_bytes: args.max_event_bytes,
@@ -87,12 +93,22 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
             .into_iter()
             .map(|p| Handle::open_read_only(&store, p))
             .collect::<Result<Vec<_>, _>>()?;
-        (AppState::new(None, handles, limits, metrics), None, None, store)
+        (
+            AppState::new(None, handles, limits, metrics),
+            None,
+            None,
+            store,
+        )
     } else {
         let log = open_embedded(data_dir)?;
         let store = open_store(data_dir, args.store_cache_mb)?;
         let dyn_log: Arc<dyn Log> = log.clone();
-        let projector = Projector::start(&store, dyn_log.clone(), projections, RunnerConfig::default())?;
+        let projector = Projector::start(
+            &store,
+            dyn_log.clone(),
+            projections,
+            RunnerConfig::default(),
+        )?;
         let state = AppState::new(Some(dyn_log), projector.handles.clone(), limits, metrics);
         (state, Some(projector), Some(log), store)
     };

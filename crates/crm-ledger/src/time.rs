@@ -7,7 +7,11 @@ use chrono::{DateTime, Utc};
 pub fn parse(flag: &str, value: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| anyhow!("--{flag}: {value:?} is not an RFC 3339 time such as 2026-11-20T09:30:00Z ({e})"))
+        .map_err(|e| {
+            anyhow!(
+                "--{flag}: {value:?} is not an RFC 3339 time such as 2026-11-20T09:30:00Z ({e})"
+            )
+        })
 }
 
 /// Parses an optional time.

@@ -1217,7 +1217,7 @@ fn without_a_response_the_first_response_clock_stops_when_the_case_does() {
 /// The example in docs/cases.md is the output of this crate.
 #[test]
 fn the_documented_example_is_what_the_projection_answers() {
-    let doc = include_str!("../docs/cases.md");
+    let doc = include_str!("../../../docs/cases.md");
     let block = |marker: &str| -> Value {
         let start = doc
             .find(marker)
