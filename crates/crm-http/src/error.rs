@@ -78,19 +78,31 @@ impl ApiError {
     /// 400 about one query parameter.
     pub fn bad_param(param: &str, message: impl Into<String>) -> Self {
         let message = message.into();
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("{param}: {message}"))
-            .with_detail(param, message)
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("{param}: {message}"),
+        )
+        .with_detail(param, message)
     }
 
     /// 422 about one query parameter.
     pub fn invalid_param(param: &str, message: impl Into<String>) -> Self {
         let message = message.into();
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", format!("{param}: {message}"))
-            .with_detail(param, message)
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            format!("{param}: {message}"),
+        )
+        .with_detail(param, message)
     }
 
     pub fn not_found(what: &str, id: &str) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no {what} {id:?}"))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no {what} {id:?}"),
+        )
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

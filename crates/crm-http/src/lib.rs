@@ -79,7 +79,12 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(log: Option<Arc<dyn Log>>, projections: Vec<Arc<Handle>>, limits: Limits, metrics: Option<PrometheusHandle>) -> Self {
+    pub fn new(
+        log: Option<Arc<dyn Log>>,
+        projections: Vec<Arc<Handle>>,
+        limits: Limits,
+        metrics: Option<PrometheusHandle>,
+    ) -> Self {
         AppState(Arc::new(Inner {
             log,
             validator: Validator::new(),
@@ -97,7 +102,11 @@ impl AppState {
 }
 
 async fn not_found() -> impl IntoResponse {
-    error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route; see /openapi.json")
+    error::ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route; see /openapi.json",
+    )
 }
 
 /// The whole API.

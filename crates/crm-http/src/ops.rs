@@ -59,10 +59,14 @@ pub async fn projections(State(state): State<AppState>) -> Json<Vec<ProjectionIn
             .map(|h| {
                 let s = h.status();
                 let lag = end.as_ref().map(|e| s.checkpoint.lag_behind(e));
-                metrics::gauge!("crm_projection_lag_events", "projection" => h.name()).set(lag.unwrap_or(0) as f64);
+                metrics::gauge!("crm_projection_lag_events", "projection" => h.name())
+                    .set(lag.unwrap_or(0) as f64);
                 ProjectionInfo {
                     name: s.name,
-                    status: serde_json::to_value(&s.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                    status: serde_json::to_value(&s.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
                     position: applied_token(&s.checkpoint),
                     lag,
                     last_event_at: s.last_event_at,
@@ -98,12 +102,24 @@ pub async fn dead_letters(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<DeadLetterItem>>, ApiError> {
-    let p = Params::new(&q, &["projection", "limit", "cursor", "consistent_with", "wait_ms"])?;
+    let p = Params::new(
+        &q,
+        &[
+            "projection",
+            "limit",
+            "cursor",
+            "consistent_with",
+            "wait_ms",
+        ],
+    )?;
     let limit = limit(p.usize("limit")?)?;
     let only = p.str("projection");
     if let Some(name) = only {
         if !state.projections.iter().any(|h| h.name() == name) {
-            return Err(ApiError::invalid_param("projection", format!("no projection named {name:?}")));
+            return Err(ApiError::invalid_param(
+                "projection",
+                format!("no projection named {name:?}"),
+            ));
         }
     }
     let handles: Vec<_> = state
@@ -117,16 +133,27 @@ pub async fn dead_letters(
     let (mut start_idx, mut after): (usize, Option<Vec<u8>>) = (0, None);
     if let Some(c) = p.str("cursor") {
         let raw = decode_cursor("dead-letters", c)?;
-        let (idx, key) = raw.split_first().ok_or_else(|| ApiError::bad_param("cursor", "is not a cursor this list handed out"))?;
+        let (idx, key) = raw
+            .split_first()
+            .ok_or_else(|| ApiError::bad_param("cursor", "is not a cursor this list handed out"))?;
         start_idx = *idx as usize;
         after = Some(key.to_vec());
     }
     // Read one more than asked: if it exists, there is a next page.
     let mut items: Vec<(usize, Vec<u8>, DeadLetterItem)> = Vec::new();
     for (idx, h) in handles.iter().enumerate().skip(start_idx) {
-        let after_key = if idx == start_idx { after.clone() } else { None };
-        for (k, v) in h.kv().scan(DEAD_LETTER_PREFIX, after_key.as_deref(), limit + 1 - items.len())? {
-            let dl: DeadLetter = serde_json::from_slice(&v).map_err(|e| ApiError::internal(e.to_string()))?;
+        let after_key = if idx == start_idx {
+            after.clone()
+        } else {
+            None
+        };
+        for (k, v) in h.kv().scan(
+            DEAD_LETTER_PREFIX,
+            after_key.as_deref(),
+            limit + 1 - items.len(),
+        )? {
+            let dl: DeadLetter =
+                serde_json::from_slice(&v).map_err(|e| ApiError::internal(e.to_string()))?;
             items.push((
                 idx,
                 k,
@@ -153,7 +180,10 @@ pub async fn dead_letters(
     } else {
         None
     };
-    Ok(Json(Page { items: items.into_iter().map(|(_, _, i)| i).collect(), next_cursor }))
+    Ok(Json(Page {
+        items: items.into_iter().map(|(_, _, i)| i).collect(),
+        next_cursor,
+    }))
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up")))]
@@ -174,7 +204,11 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
         .map(|h| h.name().to_string())
         .collect();
     if !failed.is_empty() {
-        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", format!("projections failing: {}", failed.join(", ")));
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!("projections failing: {}", failed.join(", ")),
+        );
         e.retry_after = Some(1);
         return Err(e);
     }
@@ -189,6 +223,10 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
 pub async fn metrics(State(state): State<AppState>) -> Response {
     // Refresh the lag gauges before rendering.
     let _ = projections(State(state.clone())).await;
-    let body = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    let body = state
+        .metrics
+        .as_ref()
+        .map(|h| h.render())
+        .unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

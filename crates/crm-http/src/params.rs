@@ -24,7 +24,10 @@ impl<'a> Params<'a> {
         if let Some(first) = unknown.first() {
             return Err(ApiError::bad_param(
                 first,
-                format!("is not a parameter of this route; it takes: {}", allowed.join(", ")),
+                format!(
+                    "is not a parameter of this route; it takes: {}",
+                    allowed.join(", ")
+                ),
             ));
         }
         Ok(Params { q })
@@ -37,8 +40,9 @@ impl<'a> Params<'a> {
     pub fn usize(&self, name: &str) -> Result<Option<usize>, ApiError> {
         self.str(name)
             .map(|v| {
-                v.parse()
-                    .map_err(|_| ApiError::bad_param(name, format!("{v:?} is not a non-negative integer")))
+                v.parse().map_err(|_| {
+                    ApiError::bad_param(name, format!("{v:?} is not a non-negative integer"))
+                })
             })
             .transpose()
     }
@@ -46,8 +50,9 @@ impl<'a> Params<'a> {
     pub fn u32(&self, name: &str) -> Result<Option<u32>, ApiError> {
         self.str(name)
             .map(|v| {
-                v.parse()
-                    .map_err(|_| ApiError::bad_param(name, format!("{v:?} is not a non-negative integer")))
+                v.parse().map_err(|_| {
+                    ApiError::bad_param(name, format!("{v:?} is not a non-negative integer"))
+                })
             })
             .transpose()
     }
@@ -57,7 +62,10 @@ impl<'a> Params<'a> {
             .map(|v| match v {
                 "true" | "1" => Ok(true),
                 "false" | "0" => Ok(false),
-                _ => Err(ApiError::bad_param(name, format!("{v:?} is not true or false"))),
+                _ => Err(ApiError::bad_param(
+                    name,
+                    format!("{v:?} is not true or false"),
+                )),
             })
             .transpose()
     }
@@ -68,7 +76,12 @@ impl<'a> Params<'a> {
                 DateTime::parse_from_rfc3339(v)
                     .map(|t| t.with_timezone(&Utc))
                     .map_err(|_| {
-                        ApiError::bad_param(name, format!("{v:?} is not an RFC 3339 timestamp, e.g. 2026-11-20T09:30:00Z"))
+                        ApiError::bad_param(
+                            name,
+                            format!(
+                                "{v:?} is not an RFC 3339 timestamp, e.g. 2026-11-20T09:30:00Z"
+                            ),
+                        )
                     })
             })
             .transpose()

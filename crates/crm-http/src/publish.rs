@@ -54,7 +54,12 @@ fn is_ndjson(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|ct| {
-            let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let ct = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             ct == "application/x-ndjson" || ct == "application/ndjson" || ct == "application/jsonl"
         })
         .unwrap_or(false)
@@ -71,15 +76,23 @@ fn split(body: &str, ndjson: bool) -> Result<Vec<Input<'_>>, ApiError> {
             }
             match serde_json::from_str::<&RawValue>(line) {
                 Ok(raw) => out.push(Input::Raw(raw.get())),
-                Err(e) => out.push(Input::Unparsable(format!("line {} is not JSON: {e}", i + 1))),
+                Err(e) => out.push(Input::Unparsable(format!(
+                    "line {} is not JSON: {e}",
+                    i + 1
+                ))),
             }
         }
         return Ok(out);
     }
     let trimmed = body.trim_start();
     if trimmed.starts_with('[') {
-        let items: Vec<&RawValue> = serde_json::from_str(body)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("the body is not a JSON array of events: {e}")))?;
+        let items: Vec<&RawValue> = serde_json::from_str(body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("the body is not a JSON array of events: {e}"),
+            )
+        })?;
         Ok(items.into_iter().map(|r| Input::Raw(r.get())).collect())
     } else if trimmed.starts_with('{') {
         let raw: &RawValue = serde_json::from_str(body).map_err(|e| {
@@ -91,7 +104,11 @@ fn split(body: &str, ndjson: bool) -> Result<Vec<Input<'_>>, ApiError> {
         })?;
         Ok(vec![Input::Raw(raw.get())])
     } else if trimmed.is_empty() {
-        Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "the body is empty: send an event, an array of events, or NDJSON"))
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the body is empty: send an event, an array of events, or NDJSON",
+        ))
     } else {
         Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -136,7 +153,11 @@ fn validate_all(state: &AppState, inputs: &[Input<'_>]) -> Vec<Result<Event, Err
     inputs
         .iter()
         .map(|input| match input {
-            Input::Unparsable(why) => Err(rejection("validation", why.clone(), vec![FieldError::new("", why.clone())])),
+            Input::Unparsable(why) => Err(rejection(
+                "validation",
+                why.clone(),
+                vec![FieldError::new("", why.clone())],
+            )),
             Input::Raw(raw) => match state.validator.validate_json(raw.as_bytes()) {
                 Ok(mut e) => {
                     e.recorded_at = Some(now);
@@ -160,27 +181,49 @@ fn validate_all(state: &AppState, inputs: &[Input<'_>]) -> Vec<Result<Event, Err
         (status = 507, description = "The log's disk is full; nothing was acknowledged.", body = crate::error::ErrorBody),
     )
 )]
-pub async fn publish(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<PublishResponse>, ApiError> {
+pub async fn publish(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<PublishResponse>, ApiError> {
     let started = std::time::Instant::now();
     let Some(log) = state.log.clone() else {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "read_only", "this server is read-only: publish is refused"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "read_only",
+            "this server is read-only: publish is refused",
+        ));
     };
     let limits = &state.limits;
-    let bytes: Bytes = axum::body::to_bytes(body, limits.max_request_bytes).await.map_err(|_| {
+    let bytes: Bytes = axum::body::to_bytes(body, limits.max_request_bytes)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the request body is larger than {} bytes; split it into smaller batches",
+                    limits.max_request_bytes
+                ),
+            )
+        })?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
         ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the request body is larger than {} bytes; split it into smaller batches", limits.max_request_bytes),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("the body is not UTF-8: {e}"),
         )
     })?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("the body is not UTF-8: {e}")))?;
     let inputs = split(text, is_ndjson(&headers))?;
     if inputs.len() > limits.max_batch_events {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("{} events in one request; at most {} are taken", inputs.len(), limits.max_batch_events),
+            format!(
+                "{} events in one request; at most {} are taken",
+                inputs.len(),
+                limits.max_batch_events
+            ),
         ));
     }
     for (i, input) in inputs.iter().enumerate() {
@@ -189,7 +232,11 @@ pub async fn publish(State(state): State<AppState>, headers: HeaderMap, body: Bo
                 return Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload_too_large",
-                    format!("event {i} is {} bytes; an event may be at most {} bytes", raw.len(), limits.max_event_bytes),
+                    format!(
+                        "event {i} is {} bytes; an event may be at most {} bytes",
+                        raw.len(),
+                        limits.max_event_bytes
+                    ),
                 )
                 .with_detail(&format!("/{i}"), "too large"));
             }
@@ -233,7 +280,11 @@ pub async fn publish(State(state): State<AppState>, headers: HeaderMap, body: Bo
             payload: e.to_json().into_bytes(),
         });
     }
-    let outcomes = if appends.is_empty() { Vec::new() } else { log.append(appends).await? };
+    let outcomes = if appends.is_empty() {
+        Vec::new()
+    } else {
+        log.append(appends).await?
+    };
 
     let mut outcomes = outcomes.into_iter();
     let mut token = Token::default();
@@ -247,18 +298,33 @@ pub async fn publish(State(state): State<AppState>, headers: HeaderMap, body: Bo
                     Input::Raw(raw) => event_id_of(raw),
                     Input::Unparsable(_) => None,
                 };
-                EventResult { event_id, status: "rejected", position: None, error: Some(error) }
+                EventResult {
+                    event_id,
+                    status: "rejected",
+                    position: None,
+                    error: Some(error),
+                }
             }
             Ok(e) => match outcomes.next().expect("one outcome per append") {
                 AppendOutcome::Appended(p) => {
                     accepted += 1;
                     token.include(p);
-                    EventResult { event_id: Some(e.event_id), status: "accepted", position: Some(p.to_string()), error: None }
+                    EventResult {
+                        event_id: Some(e.event_id),
+                        status: "accepted",
+                        position: Some(p.to_string()),
+                        error: None,
+                    }
                 }
                 AppendOutcome::Duplicate(p) => {
                     duplicates += 1;
                     token.include(p);
-                    EventResult { event_id: Some(e.event_id), status: "duplicate", position: Some(p.to_string()), error: None }
+                    EventResult {
+                        event_id: Some(e.event_id),
+                        status: "duplicate",
+                        position: Some(p.to_string()),
+                        error: None,
+                    }
                 }
                 AppendOutcome::Conflict(p) => {
                     rejected += 1;
@@ -269,7 +335,11 @@ pub async fn publish(State(state): State<AppState>, headers: HeaderMap, body: Bo
                         event_id: Some(e.event_id),
                         status: "rejected",
                         position: None,
-                        error: Some(rejection("conflict", msg.clone(), vec![FieldError::new("/event_id", msg)])),
+                        error: Some(rejection(
+                            "conflict",
+                            msg.clone(),
+                            vec![FieldError::new("/event_id", msg)],
+                        )),
                     }
                 }
             },

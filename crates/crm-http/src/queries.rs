@@ -28,7 +28,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/cases/{id}", get(case))
         .route("/v1/campaigns/{id}", get(campaign))
         .route("/v1/campaigns/{id}/contacts", get(campaign_contacts))
-        .route("/v1/campaigns/{id}/contacts/{customer_id}", get(campaign_contact))
+        .route(
+            "/v1/campaigns/{id}/contacts/{customer_id}",
+            get(campaign_contact),
+        )
         .route("/v1/campaigns/{id}/violations", get(campaign_violations))
 }
 
@@ -88,7 +91,15 @@ pub async fn cases_list(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<crm_cases::CaseSummary>>, ApiError> {
-    let own = ["customer_id", "status", "category", "queue", "tier", "limit", "cursor"];
+    let own = [
+        "customer_id",
+        "status",
+        "category",
+        "queue",
+        "tier",
+        "limit",
+        "cursor",
+    ];
     let (p, h) = prepare(&state, &q, &own, "cases").await?;
     let params = crm_cases::CaseListParams {
         customer_id: owned(&p, "customer_id"),
@@ -99,7 +110,11 @@ pub async fn cases_list(
         limit: p.usize("limit")?,
         cursor: owned(&p, "cursor"),
     };
-    Ok(Json(crm_cases::list_cases(&h.kv(), &params, (state.clock)())?))
+    Ok(Json(crm_cases::list_cases(
+        &h.kv(),
+        &params,
+        (state.clock)(),
+    )?))
 }
 
 // -------------------------------------------------------------- customers
@@ -162,8 +177,12 @@ pub async fn lookup(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<crm_customers::LookupResponse>, ApiError> {
     let (p, h) = prepare(&state, &q, &["kind", "value"], "customers").await?;
-    let kind = p.str("kind").ok_or_else(|| ApiError::invalid_param("kind", "is required"))?;
-    let value = p.str("value").ok_or_else(|| ApiError::invalid_param("value", "is required"))?;
+    let kind = p
+        .str("kind")
+        .ok_or_else(|| ApiError::invalid_param("kind", "is required"))?;
+    let value = p
+        .str("value")
+        .ok_or_else(|| ApiError::invalid_param("value", "is required"))?;
     Ok(Json(crm_customers::lookup(&h.kv(), kind, value)?))
 }
 
@@ -191,7 +210,13 @@ pub async fn interactions(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<crm_customers::InteractionListItem>>, ApiError> {
-    let (p, h) = prepare(&state, &q, &["unidentified", "limit", "cursor"], "customers").await?;
+    let (p, h) = prepare(
+        &state,
+        &q,
+        &["unidentified", "limit", "cursor"],
+        "customers",
+    )
+    .await?;
     let params = crm_customers::InteractionListParams {
         unidentified: p.bool("unidentified")?,
         limit: p.usize("limit")?,
@@ -272,7 +297,10 @@ pub async fn campaign_violations(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<crm_campaigns::Violation>>, ApiError> {
     let (p, h) = prepare(&state, &q, &["limit", "cursor"], "campaigns").await?;
-    let params = crm_campaigns::ViolationsParams { limit: p.usize("limit")?, cursor: owned(&p, "cursor") };
+    let params = crm_campaigns::ViolationsParams {
+        limit: p.usize("limit")?,
+        cursor: owned(&p, "cursor"),
+    };
     crm_campaigns::violations(&h.kv(), &id, &params)?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("campaign", &id))
