@@ -114,7 +114,9 @@ pub struct EmbeddedLog {
 
 impl std::fmt::Debug for EmbeddedLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedLog").field("dir", &self.dir).finish()
+        f.debug_struct("EmbeddedLog")
+            .field("dir", &self.dir)
+            .finish()
     }
 }
 
@@ -189,7 +191,9 @@ fn read_record(r: &mut impl Read, remaining: u64) -> io::Result<ReadOutcome> {
         return Ok(ReadOutcome::End);
     }
     if remaining < RECORD_HEADER as u64 {
-        return Ok(ReadOutcome::Bad(format!("{remaining} bytes, shorter than a record header")));
+        return Ok(ReadOutcome::Bad(format!(
+            "{remaining} bytes, shorter than a record header"
+        )));
     }
     let mut header = [0u8; RECORD_HEADER];
     r.read_exact(&mut header)?;
@@ -199,13 +203,17 @@ fn read_record(r: &mut impl Read, remaining: u64) -> io::Result<ReadOutcome> {
         return Ok(ReadOutcome::Bad(format!("impossible record length {len}")));
     }
     if u64::from(len) > remaining - RECORD_HEADER as u64 {
-        return Ok(ReadOutcome::Bad(format!("record of {len} bytes runs past the end of the file")));
+        return Ok(ReadOutcome::Bad(format!(
+            "record of {len} bytes runs past the end of the file"
+        )));
     }
     let mut body = vec![0u8; len as usize];
     r.read_exact(&mut body)?;
     let actual = crc32c::crc32c_append(crc32c::crc32c(&header[..4]), &body);
     if actual != crc {
-        return Ok(ReadOutcome::Bad(format!("CRC mismatch (stored {crc:08x}, computed {actual:08x})")));
+        return Ok(ReadOutcome::Bad(format!(
+            "CRC mismatch (stored {crc:08x}, computed {actual:08x})"
+        )));
     }
     Ok(ReadOutcome::Record(body))
 }
@@ -256,7 +264,11 @@ fn verify_segment(
     }
     r.read_exact(&mut header)?;
     if &header[..6] != MAGIC || header[6] != SEGMENT_FORMAT {
-        return Err(corrupt(seg_path, 0, "not a crm-ledger log segment (bad magic or format)"));
+        return Err(corrupt(
+            seg_path,
+            0,
+            "not a crm-ledger log segment (bad magic or format)",
+        ));
     }
     let base = u64::from_le_bytes(header[8..].try_into().expect("8 bytes"));
     if base != expected_base {
@@ -285,7 +297,9 @@ fn verify_segment(
                         f.seek(SeekFrom::Start(pos))?;
                         let mut len = [0u8; 4];
                         match f.read_exact(&mut len) {
-                            Ok(()) => pos + RECORD_HEADER as u64 + u64::from(u32::from_le_bytes(len)),
+                            Ok(()) => {
+                                pos + RECORD_HEADER as u64 + u64::from(u32::from_le_bytes(len))
+                            }
                             Err(_) => file_len,
                         }
                     };
@@ -384,7 +398,8 @@ impl EmbeddedLog {
                         format!("segment starts at offset {base} but the previous one ends at {next_offset}"),
                     ));
                 }
-                let (len, count) = verify_segment(&path, base, i + 1 == bases.len(), |_, _| Ok(()))?;
+                let (len, count) =
+                    verify_segment(&path, base, i + 1 == bases.len(), |_, _| Ok(()))?;
                 next_offset = base + count;
                 segments.push(Segment { base, path, len });
             }
@@ -411,7 +426,11 @@ impl EmbeddedLog {
             .and_then(|v| v.as_ref().try_into().ok().map(u64::from_le_bytes))
             .unwrap_or(0);
         if covered > next_offset {
-            tracing::warn!(covered, next_offset, "id index is ahead of the log: rebuilding it");
+            tracing::warn!(
+                covered,
+                next_offset,
+                "id index is ahead of the log: rebuilding it"
+            );
             index.clear().map_err(sled_err)?;
             covered = 0;
         }
@@ -429,7 +448,10 @@ impl EmbeddedLog {
                 verify_segment(&seg.path, seg.base, false, |offset, body| {
                     if offset >= covered {
                         let b = decode_record_body(body).map_err(|e| corrupt(&seg.path, 0, e))?;
-                        batch.insert(b.event_id.as_bytes(), &index_value(&b.content_hash, offset)[..]);
+                        batch.insert(
+                            b.event_id.as_bytes(),
+                            &index_value(&b.content_hash, offset)[..],
+                        );
                         n += 1;
                         if n.is_multiple_of(100_000) {
                             let full = std::mem::take(&mut batch);
@@ -579,7 +601,10 @@ impl Writer {
                 };
                 let outcome = match existing {
                     Some((hash, at)) => {
-                        let p = Position { partition: 0, offset: at };
+                        let p = Position {
+                            partition: 0,
+                            offset: at,
+                        };
                         if hash == a.content_hash {
                             AppendOutcome::Duplicate(p)
                         } else {
@@ -592,7 +617,10 @@ impl Writer {
                         frame(&body, &mut buf);
                         pending.insert(&a.event_id, (a.content_hash, offset));
                         offset += 1;
-                        AppendOutcome::Appended(Position { partition: 0, offset: offset - 1 })
+                        AppendOutcome::Appended(Position {
+                            partition: 0,
+                            offset: offset - 1,
+                        })
                     }
                 };
                 out.push(outcome);
@@ -604,7 +632,11 @@ impl Writer {
         }
 
         let committed_len = self.segments.last().expect("segment").len;
-        if let Err(e) = self.file.write_all(&buf).and_then(|()| self.file.sync_data()) {
+        if let Err(e) = self
+            .file
+            .write_all(&buf)
+            .and_then(|()| self.file.sync_data())
+        {
             // Cut back to what was committed, so nothing unacknowledged stays.
             let cut = self
                 .file
@@ -753,9 +785,13 @@ impl EmbeddedReader {
             let seg = &head.segments[c.segment];
             match read_record(&mut c.reader, seg_len - c.byte_pos)? {
                 ReadOutcome::Record(body) => {
-                    let b = decode_record_body(&body).map_err(|e| corrupt(&seg.path, c.byte_pos, e))?;
+                    let b =
+                        decode_record_body(&body).map_err(|e| corrupt(&seg.path, c.byte_pos, e))?;
                     out.push(LogRecord {
-                        position: Position { partition: 0, offset: *next_offset },
+                        position: Position {
+                            partition: 0,
+                            offset: *next_offset,
+                        },
                         event_id: b.event_id.to_string(),
                         payload: b.payload.to_vec(),
                     });
@@ -847,7 +883,11 @@ pub fn scan_dir(
     let mut bases = Vec::new();
     for entry in fs::read_dir(&seg_dir)? {
         let name = entry?.file_name();
-        if let Some(b) = name.to_string_lossy().strip_suffix(".seg").and_then(|s| s.parse::<u64>().ok()) {
+        if let Some(b) = name
+            .to_string_lossy()
+            .strip_suffix(".seg")
+            .and_then(|s| s.parse::<u64>().ok())
+        {
             bases.push(b);
         }
     }
@@ -877,7 +917,10 @@ pub fn scan_dir(
                 ReadOutcome::Record(body) => {
                     let b = decode_record_body(&body).map_err(|e| corrupt(&path, pos, e))?;
                     let rec = LogRecord {
-                        position: Position { partition: 0, offset },
+                        position: Position {
+                            partition: 0,
+                            offset,
+                        },
                         event_id: b.event_id.to_string(),
                         payload: b.payload.to_vec(),
                     };

@@ -11,7 +11,12 @@
 const FORMAT: u8 = 1;
 
 /// Encodes a record body.
-pub fn encode_record_body(content_hash: &[u8; 32], event_id: &str, payload: &[u8], out: &mut Vec<u8>) {
+pub fn encode_record_body(
+    content_hash: &[u8; 32],
+    event_id: &str,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) {
     let id = event_id.as_bytes();
     let id_len = u16::try_from(id.len()).expect("event ids are at most 128 characters");
     out.reserve(1 + 32 + 2 + id.len() + payload.len());

@@ -66,7 +66,11 @@ where
 pub async fn appended_events_read_back_in_stream_order(log: Arc<dyn Log>) {
     let mut batch = Vec::new();
     for i in 0..60 {
-        batch.push(append(&format!("e{i}"), &format!("{}", i % 4), &format!("c{i}")));
+        batch.push(append(
+            &format!("e{i}"),
+            &format!("{}", i % 4),
+            &format!("c{i}"),
+        ));
     }
     let outcomes = log.append(batch).await.expect("append");
     assert_eq!(outcomes.len(), 60);
@@ -86,13 +90,22 @@ pub async fn appended_events_read_back_in_stream_order(log: Arc<dyn Log>) {
     assert_eq!(records.len(), 60);
     let mut per_stream: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for r in &records {
-        assert_eq!(positions[&r.event_id], r.position, "read position = append position");
+        assert_eq!(
+            positions[&r.event_id], r.position,
+            "read position = append position"
+        );
         let i: usize = r.event_id[1..].parse().unwrap();
-        assert_eq!(r.payload, format!("{{\"id\":\"e{i}\",\"content\":\"c{i}\"}}").into_bytes());
+        assert_eq!(
+            r.payload,
+            format!("{{\"id\":\"e{i}\",\"content\":\"c{i}\"}}").into_bytes()
+        );
         per_stream.entry(i % 4).or_default().push(i);
     }
     for (s, ids) in per_stream {
-        assert!(ids.windows(2).all(|w| w[0] < w[1]), "stream {s} out of order: {ids:?}");
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "stream {s} out of order: {ids:?}"
+        );
     }
 }
 
@@ -100,28 +113,45 @@ pub async fn appended_events_read_back_in_stream_order(log: Arc<dyn Log>) {
 /// within one batch); logs that do not deduplicate append it again.
 pub async fn duplicates_and_conflicts(log: Arc<dyn Log>) {
     let first = log.append(vec![append("a", "1", "x")]).await.unwrap();
-    let AppendOutcome::Appended(p) = first[0] else { panic!("{first:?}") };
+    let AppendOutcome::Appended(p) = first[0] else {
+        panic!("{first:?}")
+    };
     let again = log
-        .append(vec![append("a", "1", "x"), append("a", "1", "other"), append("b", "1", "y"), append("b", "1", "y")])
+        .append(vec![
+            append("a", "1", "x"),
+            append("a", "1", "other"),
+            append("b", "1", "y"),
+            append("b", "1", "y"),
+        ])
         .await
         .unwrap();
     if log.deduplicates() {
         assert_eq!(again[0], AppendOutcome::Duplicate(p));
         assert_eq!(again[1], AppendOutcome::Conflict(p));
-        let AppendOutcome::Appended(pb) = again[2] else { panic!("{again:?}") };
+        let AppendOutcome::Appended(pb) = again[2] else {
+            panic!("{again:?}")
+        };
         assert_eq!(again[3], AppendOutcome::Duplicate(pb));
-        assert_eq!(log.end().await.unwrap().total(), 2, "nothing duplicated was appended");
+        assert_eq!(
+            log.end().await.unwrap().total(),
+            2,
+            "nothing duplicated was appended"
+        );
         let records = read_n(&*log, &Checkpoint::default(), 2).await;
         assert_eq!(records.len(), 2);
     } else {
-        assert!(again.iter().all(|o| matches!(o, AppendOutcome::Appended(_))));
+        assert!(again
+            .iter()
+            .all(|o| matches!(o, AppendOutcome::Appended(_))));
     }
 }
 
 /// A reader started from a checkpoint continues exactly there: no record
 /// skipped, none read twice.
 pub async fn readers_resume_from_a_checkpoint(log: Arc<dyn Log>) {
-    let batch: Vec<_> = (0..40).map(|i| append(&format!("r{i}"), &format!("{}", i % 3), "c")).collect();
+    let batch: Vec<_> = (0..40)
+        .map(|i| append(&format!("r{i}"), &format!("{}", i % 3), "c"))
+        .collect();
     log.append(batch).await.unwrap();
     let first = read_n(&*log, &Checkpoint::default(), 15).await;
     let mut cp = Checkpoint::default();
@@ -132,12 +162,22 @@ pub async fn readers_resume_from_a_checkpoint(log: Arc<dyn Log>) {
     let rest_expected = 40 - cp.total() as usize;
     let rest = read_n(&*log, &cp, rest_expected).await;
     let mut seen: HashSet<String> = HashSet::new();
-    for r in first.iter().filter(|r| cp.next(r.position.partition) > r.position.offset) {
+    for r in first
+        .iter()
+        .filter(|r| cp.next(r.position.partition) > r.position.offset)
+    {
         assert!(seen.insert(r.event_id.clone()));
     }
     for r in &rest {
-        assert!(cp.next(r.position.partition) <= r.position.offset, "re-read {r:?}");
-        assert!(seen.insert(r.event_id.clone()), "read twice: {}", r.event_id);
+        assert!(
+            cp.next(r.position.partition) <= r.position.offset,
+            "re-read {r:?}"
+        );
+        assert!(
+            seen.insert(r.event_id.clone()),
+            "read twice: {}",
+            r.event_id
+        );
     }
     assert_eq!(seen.len(), 40, "every record read exactly once");
 }
@@ -145,7 +185,10 @@ pub async fn readers_resume_from_a_checkpoint(log: Arc<dyn Log>) {
 /// A reader at the end waits, and wakes for a new append.
 pub async fn readers_wait_for_new_events(log: Arc<dyn Log>) {
     let mut reader = log.reader(&Checkpoint::default()).await.unwrap();
-    let empty = reader.next_batch(10, Duration::from_millis(50)).await.unwrap();
+    let empty = reader
+        .next_batch(10, Duration::from_millis(50))
+        .await
+        .unwrap();
     assert!(empty.is_empty());
     let writer = log.clone();
     let task = tokio::spawn(async move {
@@ -194,5 +237,8 @@ pub async fn concurrent_publishers_lose_nothing(log: Arc<dyn Log>) {
     let unique: HashSet<&str> = read.iter().copied().collect();
     assert_eq!(read.len(), 2000, "nothing doubled");
     assert_eq!(unique.len(), 2000);
-    assert!(acked.iter().all(|id| unique.contains(id.as_str())), "nothing lost");
+    assert!(
+        acked.iter().all(|id| unique.contains(id.as_str())),
+        "nothing lost"
+    );
 }

@@ -39,10 +39,14 @@ async fn small_segments_roll_and_read_back_across_them() {
     cfg.segment_bytes = 2_000;
     let log = EmbeddedLog::open(cfg.clone()).unwrap();
     for b in 0..20 {
-        let batch = (0..10).map(|i| append(&format!("e{b}-{i}"), "1", "c")).collect();
+        let batch = (0..10)
+            .map(|i| append(&format!("e{b}-{i}"), "1", "c"))
+            .collect();
         log.append(batch).await.unwrap();
     }
-    let segments = std::fs::read_dir(d.path().join("segments")).unwrap().count();
+    let segments = std::fs::read_dir(d.path().join("segments"))
+        .unwrap()
+        .count();
     assert!(segments > 5, "{segments} segments");
     assert_eq!(read_n(&log, &Checkpoint::default(), 200).await.len(), 200);
     // Resume in the middle of a later segment.
@@ -64,13 +68,22 @@ async fn events_and_dedup_survive_restart_even_without_the_index() {
     let d = tempfile::tempdir().unwrap();
     {
         let log = open(d.path());
-        log.append((0..10).map(|i| append(&format!("e{i}"), "1", "c")).collect()).await.unwrap();
+        log.append(
+            (0..10)
+                .map(|i| append(&format!("e{i}"), "1", "c"))
+                .collect(),
+        )
+        .await
+        .unwrap();
     }
     // The id index is derived: delete it and it is rebuilt from the segments.
     std::fs::remove_dir_all(d.path().join("ids")).unwrap();
     let log = open(d.path());
     assert_eq!(log.len(), 10);
-    let out = log.append(vec![append("e4", "1", "c"), append("e5", "1", "changed")]).await.unwrap();
+    let out = log
+        .append(vec![append("e4", "1", "c"), append("e5", "1", "changed")])
+        .await
+        .unwrap();
     assert!(matches!(out[0], AppendOutcome::Duplicate(p) if p.offset == 4));
     assert!(matches!(out[1], AppendOutcome::Conflict(p) if p.offset == 5));
 }
@@ -80,18 +93,25 @@ async fn a_torn_tail_is_cut_off_and_never_served() {
     let d = tempfile::tempdir().unwrap();
     {
         let log = open(d.path());
-        log.append((0..5).map(|i| append(&format!("e{i}"), "1", "c")).collect()).await.unwrap();
+        log.append((0..5).map(|i| append(&format!("e{i}"), "1", "c")).collect())
+            .await
+            .unwrap();
     }
     let seg = segment(d.path());
     let good_len = std::fs::metadata(&seg).unwrap().len();
     // A crash mid-write: half of a record header and body.
     {
         let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
-        f.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, b'{', b'"']).unwrap();
+        f.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, b'{', b'"'])
+            .unwrap();
     }
     let log = open(d.path());
     assert_eq!(log.len(), 5);
-    assert_eq!(std::fs::metadata(&seg).unwrap().len(), good_len, "tail cut off");
+    assert_eq!(
+        std::fs::metadata(&seg).unwrap().len(),
+        good_len,
+        "tail cut off"
+    );
     let out = log.append(vec![append("e5", "1", "c")]).await.unwrap();
     assert!(matches!(out[0], AppendOutcome::Appended(p) if p.offset == 5));
     assert_eq!(read_n(&log, &Checkpoint::default(), 6).await.len(), 6);
@@ -102,17 +122,27 @@ async fn a_whole_but_damaged_last_record_is_a_torn_tail_too() {
     let d = tempfile::tempdir().unwrap();
     {
         let log = open(d.path());
-        log.append((0..3).map(|i| append(&format!("e{i}"), "1", "c")).collect()).await.unwrap();
+        log.append((0..3).map(|i| append(&format!("e{i}"), "1", "c")).collect())
+            .await
+            .unwrap();
     }
     let seg = segment(d.path());
     let len = std::fs::metadata(&seg).unwrap().len();
     flip_byte(&seg, len - 2);
     let log = open(d.path());
-    assert_eq!(log.len(), 2, "the damaged last record was never acknowledged as whole");
+    assert_eq!(
+        log.len(),
+        2,
+        "the damaged last record was never acknowledged as whole"
+    );
 }
 
 fn flip_byte(path: &Path, at: u64) {
-    let mut f = OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     f.seek(SeekFrom::Start(at)).unwrap();
     let mut b = [0u8; 1];
     std::io::Read::read_exact(&mut f, &mut b).unwrap();
@@ -125,14 +155,23 @@ async fn corruption_before_the_tail_stops_the_open_naming_file_and_offset() {
     let d = tempfile::tempdir().unwrap();
     {
         let log = open(d.path());
-        log.append((0..10).map(|i| append(&format!("e{i}"), "1", "c")).collect()).await.unwrap();
+        log.append(
+            (0..10)
+                .map(|i| append(&format!("e{i}"), "1", "c"))
+                .collect(),
+        )
+        .await
+        .unwrap();
     }
     let seg = segment(d.path());
     flip_byte(&seg, 16 + 8 + 40);
     let err = EmbeddedLog::open(EmbeddedConfig::new(d.path())).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, LogError::Corrupt(_)), "{msg}");
-    assert!(msg.contains("00000000000000000000.seg") && msg.contains("at byte 16"), "{msg}");
+    assert!(
+        msg.contains("00000000000000000000.seg") && msg.contains("at byte 16"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -158,7 +197,9 @@ async fn appends_after_close_are_refused_not_lost() {
 async fn scan_dir_reads_a_log_that_is_open_elsewhere() {
     let d = tempfile::tempdir().unwrap();
     let log = open(d.path());
-    log.append((0..7).map(|i| append(&format!("e{i}"), "1", "c")).collect()).await.unwrap();
+    log.append((0..7).map(|i| append(&format!("e{i}"), "1", "c")).collect())
+        .await
+        .unwrap();
     let mut ids = Vec::new();
     let n = crm_log::embedded::scan_dir(d.path(), |r| {
         ids.push(r.event_id);

@@ -117,7 +117,10 @@ impl MemStore {
     }
 }
 
-fn range_after<'a>(prefix: &'a [u8], after: Option<&'a [u8]>) -> (Bound<&'a [u8]>, Bound<&'a [u8]>) {
+fn range_after<'a>(
+    prefix: &'a [u8],
+    after: Option<&'a [u8]>,
+) -> (Bound<&'a [u8]>, Bound<&'a [u8]>) {
     match after {
         Some(a) if a >= prefix => (Bound::Excluded(a), Bound::Unbounded),
         _ => (Bound::Included(prefix), Bound::Unbounded),
@@ -351,7 +354,13 @@ mod tests {
 
     fn keys(v: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<String> {
         v.into_iter()
-            .map(|(k, v)| format!("{}={}", String::from_utf8(k).unwrap(), String::from_utf8(v).unwrap()))
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    String::from_utf8(k).unwrap(),
+                    String::from_utf8(v).unwrap()
+                )
+            })
             .collect()
     }
 
@@ -367,7 +376,10 @@ mod tests {
             keys(tx.scan(b"a/", None, 100).unwrap()),
             ["a/1=x", "a/2=new", "a/3=changed", "a/6=new"]
         );
-        assert_eq!(keys(tx.scan(b"a/", Some(b"a/2"), 2).unwrap()), ["a/3=changed", "a/6=new"]);
+        assert_eq!(
+            keys(tx.scan(b"a/", Some(b"a/2"), 2).unwrap()),
+            ["a/3=changed", "a/6=new"]
+        );
         assert_eq!(keys(tx.scan(b"a/", None, 1).unwrap()), ["a/1=x"]);
         assert_eq!(tx.get(b"a/5").unwrap(), None);
         assert_eq!(tx.get(b"b/1").unwrap(), Some(b"x".to_vec()));
@@ -375,9 +387,14 @@ mod tests {
 
     #[test]
     fn tx_scan_pages_through_a_large_base() {
-        let pairs: Vec<(String, String)> = (0..1000).map(|i| (format!("k/{i:04}"), "v".into())).collect();
+        let pairs: Vec<(String, String)> = (0..1000)
+            .map(|i| (format!("k/{i:04}"), "v".into()))
+            .collect();
         let base = MemStore {
-            map: pairs.iter().map(|(k, v)| (k.clone().into_bytes(), v.clone().into_bytes())).collect(),
+            map: pairs
+                .iter()
+                .map(|(k, v)| (k.clone().into_bytes(), v.clone().into_bytes()))
+                .collect(),
         };
         let mut tx = Tx::new(&base);
         tx.delete("k/0500");

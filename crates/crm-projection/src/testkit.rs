@@ -26,7 +26,10 @@ pub fn apply_one(projection: &dyn Projection, store: &mut MemStore, event: &Even
 }
 
 /// Folds `events`, in the given order, over an empty store.
-pub fn fold<'a>(projection: &dyn Projection, events: impl IntoIterator<Item = &'a Event>) -> MemStore {
+pub fn fold<'a>(
+    projection: &dyn Projection,
+    events: impl IntoIterator<Item = &'a Event>,
+) -> MemStore {
     let mut store = MemStore::default();
     for e in events {
         apply_one(projection, &mut store, e);

@@ -109,9 +109,13 @@ impl Handle {
 
     /// A handle on a store that no runner writes (`serve --read-only`). The
     /// tree must hold a read model of this binary's format version.
-    pub fn open_read_only(store: &Store, projection: Arc<dyn Projection>) -> Result<Arc<Handle>, Error> {
+    pub fn open_read_only(
+        store: &Store,
+        projection: Arc<dyn Projection>,
+    ) -> Result<Arc<Handle>, Error> {
         let tree = store.tree(projection.name())?;
-        let meta = read_meta(&tree).map_err(|e| Error::Other(format!("{}: {e}", projection.name())))?;
+        let meta =
+            read_meta(&tree).map_err(|e| Error::Other(format!("{}: {e}", projection.name())))?;
         match meta.format {
             Some(f) if f == projection.format_version() => {}
             None => {
@@ -121,14 +125,12 @@ impl Handle {
                     projection.name()
                 )))
             }
-            Some(f) => {
-                return Err(Error::Other(format!(
-                    "the {} read model in {} is of format {f}, this binary reads format {}; rebuild it",
-                    projection.name(),
-                    store.dir().display(),
-                    projection.format_version()
-                )))
-            }
+            Some(f) => return Err(Error::Other(format!(
+                "the {} read model in {} is of format {f}, this binary reads format {}; rebuild it",
+                projection.name(),
+                store.dir().display(),
+                projection.format_version()
+            ))),
         }
         let (_, applied) = watch::channel(meta.checkpoint.clone());
         Ok(Arc::new(Handle {
@@ -150,7 +152,10 @@ impl Handle {
 
 /// Prepares a projection's tree: a tree of another format version, or with
 /// unreadable metadata, is cleared so that it rebuilds from the log.
-pub fn prepare_tree(tree: &sled::Tree, projection: &dyn Projection) -> Result<crate::store::Meta, Error> {
+pub fn prepare_tree(
+    tree: &sled::Tree,
+    projection: &dyn Projection,
+) -> Result<crate::store::Meta, Error> {
     let want = projection.format_version();
     match read_meta(tree) {
         Ok(meta) if meta.format == Some(want) => return Ok(meta),
@@ -317,8 +322,16 @@ impl Runner {
         let mut last = self.last_event_at.clone();
         let n = records.len();
         let (checkpoint, applied, last) = tokio::task::spawn_blocking(move || {
-            apply_batch(&*projection, &tree, &config, &records, &mut checkpoint, &mut applied, &mut last)
-                .map(|()| (checkpoint, applied, last))
+            apply_batch(
+                &*projection,
+                &tree,
+                &config,
+                &records,
+                &mut checkpoint,
+                &mut applied,
+                &mut last,
+            )
+            .map(|()| (checkpoint, applied, last))
         })
         .await
         .map_err(|e| Error::Other(format!("projection task failed: {e}")))??;
@@ -369,7 +382,10 @@ pub fn apply_batch(
                     error: format!("stored event at {} cannot be read: {e}", rec.position),
                     parked: false,
                 };
-                tx.put_reserved(dead_letter_key(&rec.event_id), serde_json::to_vec(&dl).expect("json"));
+                tx.put_reserved(
+                    dead_letter_key(&rec.event_id),
+                    serde_json::to_vec(&dl).expect("json"),
+                );
                 continue;
             }
         };
@@ -386,7 +402,8 @@ pub fn apply_batch(
         }
         let changes = {
             let mut child = Tx::new(&tx);
-            let result = std::panic::catch_unwind(AssertUnwindSafe(|| projection.apply(&mut child, &event)));
+            let result =
+                std::panic::catch_unwind(AssertUnwindSafe(|| projection.apply(&mut child, &event)));
             match result {
                 Ok(Ok(())) => child.into_changes(),
                 failed => {
@@ -403,7 +420,8 @@ pub fn apply_batch(
                         Ok(Ok(())) => unreachable!(),
                     };
                     tracing::warn!(projection = projection.name(), event_id = %event.event_id, error = %why, "dead-lettered");
-                    metrics::counter!("crm_dead_letters_total", "projection" => projection.name()).increment(1);
+                    metrics::counter!("crm_dead_letters_total", "projection" => projection.name())
+                        .increment(1);
                     let mut dl = Tx::new(&tx);
                     dl.dead_letter(&event, why, false);
                     dl.into_changes()
@@ -419,7 +437,10 @@ pub fn apply_batch(
             *last_event_at = Some(crm_events::format_time(&event.occurred_at));
         }
     }
-    tx.put_reserved(META_CHECKPOINT.to_vec(), serde_json::to_vec(&*checkpoint).expect("json"));
+    tx.put_reserved(
+        META_CHECKPOINT.to_vec(),
+        serde_json::to_vec(&*checkpoint).expect("json"),
+    );
     tx.put_reserved(META_APPLIED.to_vec(), applied.to_le_bytes().to_vec());
     if let Some(l) = last_event_at {
         tx.put_reserved(META_LAST_EVENT_AT.to_vec(), l.as_bytes().to_vec());

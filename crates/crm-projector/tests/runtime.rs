@@ -46,8 +46,10 @@ impl Projection for Counter {
 
 fn note(id: &str, case: &str, text: &str) -> Append {
     let e = crm_events::Validator::new()
-        .validate(json!({"event_id": id, "type": "case.note_added", "occurred_at": "2026-11-20T10:00:00Z",
-            "source": "t", "case_id": case, "data": {"text": text}}))
+        .validate(
+            json!({"event_id": id, "type": "case.note_added", "occurred_at": "2026-11-20T10:00:00Z",
+            "source": "t", "case_id": case, "data": {"text": text}}),
+        )
         .unwrap();
     Append {
         event_id: id.into(),
@@ -70,32 +72,64 @@ async fn publish(log: &dyn Log, batch: Vec<Append>) -> Token {
 }
 
 fn count(kv: &dyn KvRead, case: &str) -> u64 {
-    get_json(kv, format!("n/{case}").as_bytes()).unwrap().unwrap_or(0)
+    get_json(kv, format!("n/{case}").as_bytes())
+        .unwrap()
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applies_resumes_after_restart_and_dead_letters_failures() {
     let d = tempfile::tempdir().unwrap();
-    let log: Arc<dyn Log> = Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
+    let log: Arc<dyn Log> =
+        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
     let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
-    let projector = Projector::start(&store, log.clone(), vec![Arc::new(Counter { version: 1 })], RunnerConfig::default()).unwrap();
-    let mut batch: Vec<_> = (0..50).map(|i| note(&format!("e{i}"), "k1", "ok")).collect();
+    let projector = Projector::start(
+        &store,
+        log.clone(),
+        vec![Arc::new(Counter { version: 1 })],
+        RunnerConfig::default(),
+    )
+    .unwrap();
+    let mut batch: Vec<_> = (0..50)
+        .map(|i| note(&format!("e{i}"), "k1", "ok"))
+        .collect();
     batch.push(note("bad", "k1", "fail"));
     batch.push(note("worse", "k1", "panic"));
     let token = publish(&*log, batch).await;
     assert!(wait_for(&projector.handles, &token, Duration::from_secs(10)).await);
     let h = projector.handle("counter").unwrap().clone();
     assert_eq!(count(&h.kv(), "k1"), 50);
-    assert!(h.kv().get(b"junk").unwrap().is_none(), "a failed event's changes are discarded");
-    let dls = h.kv().scan(crm_projection::DEAD_LETTER_PREFIX, None, 10).unwrap();
+    assert!(
+        h.kv().get(b"junk").unwrap().is_none(),
+        "a failed event's changes are discarded"
+    );
+    let dls = h
+        .kv()
+        .scan(crm_projection::DEAD_LETTER_PREFIX, None, 10)
+        .unwrap();
     assert_eq!(dls.len(), 2);
-    let text = String::from_utf8(dls.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>().concat()).unwrap();
-    assert!(text.contains("cannot apply this note") && text.contains("projection panicked: boom"), "{text}");
+    let text = String::from_utf8(
+        dls.iter()
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+            .concat(),
+    )
+    .unwrap();
+    assert!(
+        text.contains("cannot apply this note") && text.contains("projection panicked: boom"),
+        "{text}"
+    );
     assert_eq!(h.status().events_applied, 52);
     projector.stop().await;
 
     // Restart: nothing re-applied, new events continue from the checkpoint.
-    let projector = Projector::start(&store, log.clone(), vec![Arc::new(Counter { version: 1 })], RunnerConfig::default()).unwrap();
+    let projector = Projector::start(
+        &store,
+        log.clone(),
+        vec![Arc::new(Counter { version: 1 })],
+        RunnerConfig::default(),
+    )
+    .unwrap();
     let token = publish(&*log, vec![note("e-new", "k1", "ok")]).await;
     assert!(wait_for(&projector.handles, &token, Duration::from_secs(10)).await);
     assert_eq!(count(&projector.handle("counter").unwrap().kv(), "k1"), 51);
@@ -103,32 +137,62 @@ async fn applies_resumes_after_restart_and_dead_letters_failures() {
 
     // A new format version: the tree is rebuilt from the log, same answer.
     PANICS_ENABLED.store(false, Ordering::SeqCst);
-    let projector = Projector::start(&store, log.clone(), vec![Arc::new(Counter { version: 2 })], RunnerConfig::default()).unwrap();
+    let projector = Projector::start(
+        &store,
+        log.clone(),
+        vec![Arc::new(Counter { version: 2 })],
+        RunnerConfig::default(),
+    )
+    .unwrap();
     let end = log.end().await.unwrap();
     let mut all = Token::default();
     all.0.insert(0, end.next(0) - 1);
     assert!(wait_for(&projector.handles, &all, Duration::from_secs(10)).await);
-    assert_eq!(count(&projector.handle("counter").unwrap().kv(), "k1"), 52, "rebuilt (the panic note now applies)");
+    assert_eq!(
+        count(&projector.handle("counter").unwrap().kv(), "k1"),
+        52,
+        "rebuilt (the panic note now applies)"
+    );
     projector.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damaged_metadata_rebuilds_the_tree() {
     let d = tempfile::tempdir().unwrap();
-    let log: Arc<dyn Log> = Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
-    publish(&*log, (0..10).map(|i| note(&format!("e{i}"), "k2", "ok")).collect()).await;
+    let log: Arc<dyn Log> =
+        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
+    publish(
+        &*log,
+        (0..10)
+            .map(|i| note(&format!("e{i}"), "k2", "ok"))
+            .collect(),
+    )
+    .await;
     let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
     {
-        let projector = Projector::start(&store, log.clone(), vec![Arc::new(Counter { version: 1 })], RunnerConfig::default()).unwrap();
+        let projector = Projector::start(
+            &store,
+            log.clone(),
+            vec![Arc::new(Counter { version: 1 })],
+            RunnerConfig::default(),
+        )
+        .unwrap();
         let mut t = Token::default();
         t.0.insert(0, 9);
         assert!(wait_for(&projector.handles, &t, Duration::from_secs(10)).await);
         projector.stop().await;
     }
     let tree = store.tree("counter").unwrap();
-    tree.insert(b"\x00meta/checkpoint", &b"{garbage"[..]).unwrap();
+    tree.insert(b"\x00meta/checkpoint", &b"{garbage"[..])
+        .unwrap();
     tree.insert(b"n/k2", &b"999"[..]).unwrap();
-    let projector = Projector::start(&store, log.clone(), vec![Arc::new(Counter { version: 1 })], RunnerConfig::default()).unwrap();
+    let projector = Projector::start(
+        &store,
+        log.clone(),
+        vec![Arc::new(Counter { version: 1 })],
+        RunnerConfig::default(),
+    )
+    .unwrap();
     let mut t = Token::default();
     t.0.insert(0, 9);
     assert!(wait_for(&projector.handles, &t, Duration::from_secs(10)).await);
@@ -139,9 +203,16 @@ async fn damaged_metadata_rebuilds_the_tree() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_for_times_out_on_a_position_not_yet_written() {
     let d = tempfile::tempdir().unwrap();
-    let log: Arc<dyn Log> = Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
+    let log: Arc<dyn Log> =
+        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
     let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
-    let projector = Projector::start(&store, log.clone(), vec![Arc::new(Counter { version: 1 })], RunnerConfig::default()).unwrap();
+    let projector = Projector::start(
+        &store,
+        log.clone(),
+        vec![Arc::new(Counter { version: 1 })],
+        RunnerConfig::default(),
+    )
+    .unwrap();
     let t: Token = "0:5".parse().unwrap();
     assert!(!wait_for(&projector.handles, &t, Duration::from_millis(200)).await);
     projector.stop().await;
