@@ -46,6 +46,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print the JSON Schemas, or check that a directory holds exactly them.
     Schemas(SchemasArgs),
+    /// Print `NAME DIGEST` per read model of a data dir as it is (server stopped).
+    Digest(DigestArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -181,12 +183,25 @@ pub struct RebuildArgs {
     /// Keep events recorded up to TIME (what the ledger knew then).
     #[arg(long, env = "CRM_LEDGER_KNOWN_AT")]
     pub known_at: Option<String>,
-    /// Directory of the rebuilt read models (serve it with serve --read-only --data-dir DIR).
+    /// Directory of the rebuilt read models (serve it with serve --read-only
+    /// --data-dir DIR); it must not exist yet or be empty. Without --out the
+    /// data dir's own read models are replaced (not allowed with --as-of or
+    /// --known-at).
     #[arg(long, env = "CRM_LEDGER_OUT")]
     pub out: Option<PathBuf>,
     /// Print `NAME DIGEST` per projection.
     #[arg(long, env = "CRM_LEDGER_DIGEST")]
     pub digest: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DigestArgs {
+    /// Data directory whose read models (DIR/store) to digest.
+    #[arg(long, env = "CRM_LEDGER_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Only this projection (default: all).
+    #[arg(long, env = "CRM_LEDGER_PROJECTION")]
+    pub projection: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod demo;
 pub mod projections;
 pub mod publish;
+pub mod rebuild;
 pub mod replay;
 pub mod schemas;
 pub mod serve;
@@ -37,7 +38,8 @@ pub async fn run(command: cli::Command) -> Result<ExitCode> {
         cli::Command::Serve(a) => serve::serve(a).await,
         cli::Command::Publish(a) => publish::publish(a).await,
         cli::Command::Replay(a) => replay::replay(a).await,
-        cli::Command::Rebuild(_) => anyhow::bail!("rebuild is not available yet"),
+        cli::Command::Rebuild(a) => rebuild::rebuild(a).await,
+        cli::Command::Digest(a) => rebuild::digest(a),
         cli::Command::Demo(a) => demo::demo(a),
         cli::Command::Schemas(a) => schemas::schemas(a),
     }
