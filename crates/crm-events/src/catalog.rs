@@ -294,9 +294,68 @@ pub struct InteractionTransferred {
     pub extra: Extra,
 }
 
-/// `interaction.ended`
+string_enum!(
+    /// Who ended an interaction (`interaction.ended` v2).
+    DisconnectedBy { Customer = "customer", Agent = "agent", System = "system" }
+);
+
+/// How long each phase of an interaction took, in seconds (`interaction.ended` v2).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Durations {
+    /// Ringing before it was answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub ring_seconds: Option<f64>,
+    /// Waiting in queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub queue_seconds: Option<f64>,
+    /// Talking (or chatting) with an agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub talk_seconds: Option<f64>,
+    /// On hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub hold_seconds: Option<f64>,
+    /// After-call work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub wrapup_seconds: Option<f64>,
+    /// Total agent handling time (talk + hold + wrap-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub handle_seconds: Option<f64>,
+}
+
+impl Durations {
+    pub fn is_empty(&self) -> bool {
+        *self == Durations::default()
+    }
+}
+
+/// `interaction.ended`, version 2 (current): the durations as one structured
+/// object, and who disconnected. Version 1 events are upcast to this.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct InteractionEnded {
+    pub outcome: InteractionOutcome,
+    #[serde(default, skip_serializing_if = "Durations::is_empty")]
+    pub durations: Durations,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapup_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disconnected_by: Option<DisconnectedBy>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `interaction.ended`, version 1: flat `talk_seconds` and `handle_seconds`.
+/// Its schema is kept unchanged; events of this version are upcast to
+/// [`InteractionEnded`] (version 2) when read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "InteractionEnded")]
+pub struct InteractionEndedV1 {
     pub outcome: InteractionOutcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0))]
@@ -308,6 +367,22 @@ pub struct InteractionEnded {
     pub wrapup_code: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+impl From<InteractionEndedV1> for InteractionEnded {
+    fn from(v1: InteractionEndedV1) -> Self {
+        InteractionEnded {
+            outcome: v1.outcome,
+            durations: Durations {
+                talk_seconds: v1.talk_seconds,
+                handle_seconds: v1.handle_seconds,
+                ..Durations::default()
+            },
+            wrapup_code: v1.wrapup_code,
+            disconnected_by: None,
+            extra: v1.extra,
+        }
+    }
 }
 
 /// `interaction.recorded`: a whole finished interaction in one event.

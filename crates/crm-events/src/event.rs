@@ -110,9 +110,9 @@ macro_rules! event_catalog {
                 Ok(match t { $(EventType::$variant => EventData::$variant(serde_json::from_str(json)?)),+ })
             }
 
-            /// Deserialises from an already parsed value.
-            pub fn from_value(t: EventType, value: Value) -> Result<EventData, serde_json::Error> {
-                Ok(match t { $(EventType::$variant => EventData::$variant(serde_json::from_value(value)?)),+ })
+            /// Deserialises from an already parsed value (without copying it).
+            pub fn from_value(t: EventType, value: &Value) -> Result<EventData, serde_json::Error> {
+                Ok(match t { $(EventType::$variant => EventData::$variant(<$data>::deserialize(value)?)),+ })
             }
         }
 
@@ -172,7 +172,10 @@ impl EventType {
     /// The versions of this type's `data` that ingest accepts. Older ones
     /// are upcast to the newest when read (events.md, "Versions").
     pub fn versions(self) -> &'static [u32] {
-        &[1]
+        match self {
+            EventType::InteractionEnded => &[1, 2],
+            _ => &[1],
+        }
     }
     /// The newest version.
     pub fn current_version(self) -> u32 {
@@ -187,9 +190,9 @@ impl EventType {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub event_id: String,
-    /// The version of `data`. Events read back from the log are upcast to
-    /// the current version of their type (see [`crate::upcast`]); the log
-    /// itself keeps the bytes as published.
+    /// The version the event was published as. `data` is always in the
+    /// current version of the type (older versions are upcast, see
+    /// [`crate::upcast`]).
     pub version: u32,
     pub occurred_at: DateTime<Utc>,
     pub recorded_at: Option<DateTime<Utc>>,
@@ -201,7 +204,12 @@ pub struct Event {
     pub agent_id: Option<String>,
     pub correlation_id: Option<String>,
     pub causation_id: Option<String>,
+    /// The data, in the current version of the type.
     pub data: EventData,
+    /// For an event published in an older version: its `data` as published,
+    /// which is what is stored and served (stored events are never
+    /// rewritten). `None` for the current version.
+    pub published_data: Option<Value>,
 }
 
 impl Event {
@@ -284,7 +292,10 @@ impl Serialize for Event {
                 m.serialize_entry(k, v)?;
             }
         }
-        m.serialize_entry("data", &self.data)?;
+        match &self.published_data {
+            Some(d) => m.serialize_entry("data", d)?,
+            None => m.serialize_entry("data", &self.data)?,
+        }
         m.end()
     }
 }
@@ -321,14 +332,20 @@ struct Stored<D> {
 impl<D> Stored<D> {
     fn into_event(
         self,
-        parse: impl FnOnce(EventType, u32, D) -> Result<EventData, String>,
+        parse: impl FnOnce(EventType, u32, &D) -> Result<EventData, String>,
+        keep: impl FnOnce(D) -> Result<Value, String>,
     ) -> Result<Event, String> {
         let t = EventType::parse(&self.event_type)
             .ok_or_else(|| format!("unknown event type {:?}", self.event_type))?;
-        let data = parse(t, self.version, self.data)?;
+        let data = parse(t, self.version, &self.data)?;
+        let published_data = if self.version == t.current_version() {
+            None
+        } else {
+            Some(keep(self.data)?)
+        };
         Ok(Event {
             event_id: self.event_id,
-            version: t.current_version(),
+            version: self.version,
             occurred_at: self.occurred_at,
             recorded_at: self.recorded_at,
             source: self.source,
@@ -340,6 +357,7 @@ impl<D> Stored<D> {
             correlation_id: self.correlation_id,
             causation_id: self.causation_id,
             data,
+            published_data,
         })
     }
 }
@@ -349,7 +367,7 @@ impl Event {
     /// well-formed (validation uses this after the schema check).
     pub(crate) fn from_value(value: Value) -> Result<Event, String> {
         let stored: Stored<Value> = serde_json::from_value(value).map_err(|e| e.to_string())?;
-        stored.into_event(crate::upcast::data_from_value)
+        stored.into_event(crate::upcast::data_from_value, Ok)
     }
 }
 
@@ -361,7 +379,10 @@ impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let stored: Stored<Box<RawValue>> = Stored::deserialize(d)?;
         stored
-            .into_event(|t, v, raw| crate::upcast::data_from_json(t, v, raw.get()))
+            .into_event(
+                |t, v, raw| crate::upcast::data_from_json(t, v, raw.get()),
+                |raw| serde_json::from_str(raw.get()).map_err(|e| e.to_string()),
+            )
             .map_err(D::Error::custom)
     }
 }

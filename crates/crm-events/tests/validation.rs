@@ -279,3 +279,34 @@ fn stored_form_round_trips_and_hash_ignores_recorded_at() {
         e
     });
 }
+
+#[test]
+fn interaction_ended_v1_is_stored_as_published_and_upcast_to_v2() {
+    let mut v1 = base("interaction.ended");
+    v1["data"] = json!({"outcome": "completed", "talk_seconds": 120, "handle_seconds": 150.5, "wrapup_code": "OK"});
+    let e1 = v().validate(v1).unwrap();
+    assert_eq!(e1.version, 1);
+    let EventData::InteractionEnded(d) = &e1.data else { panic!() };
+    assert_eq!(d.durations.talk_seconds, Some(120.0));
+    assert_eq!(d.durations.handle_seconds, Some(150.5));
+    let stored = e1.to_json();
+    assert!(stored.contains("\"version\":1") && stored.contains("\"talk_seconds\":120"), "{stored}");
+    assert_eq!(crm_events::Event::from_stored_json(&stored).unwrap(), e1);
+
+    let mut v2 = base("interaction.ended");
+    v2["version"] = json!(2);
+    v2["data"] = json!({"outcome": "completed", "durations": {"talk_seconds": 120, "handle_seconds": 150.5}, "wrapup_code": "OK"});
+    let e2 = v().validate(v2).unwrap();
+    assert_eq!(e2.version, 2);
+    assert_eq!(e2.data, e1.data, "v1 upcasts to exactly the v2 data");
+    assert!(e2.published_data.is_none());
+
+    let mut bad = base("interaction.ended");
+    bad["version"] = json!(2);
+    bad["data"] = json!({"outcome": "completed", "durations": {"talk_secs": 1}});
+    assert_eq!(paths(bad), ["/data/durations/talk_secs"]);
+    let mut bad = base("interaction.ended");
+    bad["version"] = json!(2);
+    bad["data"] = json!({"outcome": "completed", "durations": {"hold_seconds": -1}});
+    assert_eq!(paths(bad), ["/data/durations/hold_seconds"]);
+}

@@ -123,7 +123,8 @@ impl SplitMix {
 
 /// Builds events for tests from JSON, validating them like ingest does.
 pub fn events(values: impl IntoIterator<Item = serde_json::Value>) -> Vec<Event> {
-    let validator = crm_events::Validator::new();
+    static VALIDATOR: std::sync::OnceLock<crm_events::Validator> = std::sync::OnceLock::new();
+    let validator = VALIDATOR.get_or_init(crm_events::Validator::new);
     values
         .into_iter()
         .map(|v| {

@@ -87,7 +87,7 @@ pub struct Status {
 pub struct Handle {
     pub projection: Arc<dyn Projection>,
     tree: RwLock<sled::Tree>,
-    applied: watch::Receiver<Checkpoint>,
+    applied: RwLock<watch::Receiver<Checkpoint>>,
     status: Arc<Mutex<Status>>,
 }
 
@@ -101,7 +101,24 @@ impl Handle {
     }
     /// Progress, for consistency waits.
     pub fn applied(&self) -> watch::Receiver<Checkpoint> {
-        self.applied.clone()
+        self.applied.read().expect("lock").clone()
+    }
+
+    /// Updates the status in place (online rebuild progress).
+    pub fn update_status(&self, f: impl FnOnce(&mut Status)) {
+        f(&mut self.status.lock().expect("lock"));
+    }
+
+    /// Makes `runner` the one this handle serves: its tree, its progress
+    /// and its status (the swap at the end of an online rebuild).
+    pub fn attach(&self, runner: &mut Runner) {
+        runner.status = self.status.clone();
+        *self.applied.write().expect("lock") = runner.applied_tx.subscribe();
+        *self.tree.write().expect("lock") = runner.tree.clone();
+        let mut s = self.status.lock().expect("lock");
+        s.checkpoint = runner.checkpoint.clone();
+        s.events_applied = runner.applied_count;
+        s.last_event_at = runner.last_event_at.clone();
     }
     pub fn status(&self) -> Status {
         self.status.lock().expect("lock").clone()
@@ -136,7 +153,7 @@ impl Handle {
         Ok(Arc::new(Handle {
             projection: projection.clone(),
             tree: RwLock::new(tree),
-            applied,
+            applied: RwLock::new(applied),
             status: Arc::new(Mutex::new(Status {
                 name: projection.name().to_string(),
                 status: State::Live,
@@ -217,7 +234,7 @@ impl Runner {
         let handle = Arc::new(Handle {
             projection: projection.clone(),
             tree: RwLock::new(tree.clone()),
-            applied: applied_rx,
+            applied: RwLock::new(applied_rx),
             status: status.clone(),
         });
         Ok((
@@ -304,6 +321,11 @@ impl Runner {
         }
         self.tree.flush_async().await?;
         Ok(())
+    }
+
+    /// The checkpoint applied so far.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
     }
 
     fn fail(&self, error: String) {

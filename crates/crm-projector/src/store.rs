@@ -87,6 +87,25 @@ impl Store {
         Ok(())
     }
 
+    /// The trees of projection `name`: its live one and any `name@N`.
+    pub fn tree_names(&self, name: &str) -> Result<Vec<String>, Error> {
+        let mut out = Vec::new();
+        for t in self.db.tree_names() {
+            let t = String::from_utf8_lossy(&t).into_owned();
+            if let Some(rest) = t.strip_prefix("projection/") {
+                if rest == name || rest.strip_prefix(name).is_some_and(|r| r.starts_with('@')) {
+                    out.push(rest.to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A runtime tree that is not a projection's (the registry).
+    pub fn meta_tree(&self, name: &str) -> Result<sled::Tree, Error> {
+        Ok(self.db.open_tree(format!("meta/{name}"))?)
+    }
+
     /// Flushes to disk (sled's flush; the log remains the truth).
     pub fn flush(&self) -> Result<(), Error> {
         self.db.flush()?;

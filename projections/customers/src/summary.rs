@@ -149,7 +149,7 @@ pub fn summary(e: &Event) -> String {
                 format!("transferred to {}", to.join(", "))
             }
         }
-        EventData::InteractionEnded(d) => match d.talk_seconds {
+        EventData::InteractionEnded(d) => match d.durations.talk_seconds {
             Some(t) => format!("ended: {} (talk {t}s)", d.outcome),
             None => format!("ended: {}", d.outcome),
         },
