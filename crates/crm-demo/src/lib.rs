@@ -35,11 +35,14 @@
 //! no clocks, no hash-map iteration).
 //!
 //! **Bounded memory**: the simulation is a discrete-event loop. It keeps
-//! a few dozen bytes per customer, one small state per *open* case and per
+//! about 200 bytes per customer (identity values are derived from the
+//! customer's index, not stored), one small state per *open* case and per
 //! campaign contact, and a queue of events that are not yet due (calls and
 //! chats are planned whole, so this holds the next hour or so; e-mail
 //! threads and late arrivals up to a day). Nothing grows with the length of
-//! the history, so `--customers 100000 --days 90` streams in constant memory.
+//! the history: 100,000 customers over 30 days (about 2 million events) run
+//! in under 50 MB, and 20,000 customers take the same 11 MB for 30 or 120
+//! days.
 //!
 //! **Order**: events come out sorted by the time they are published. That is
 //! their `occurred_at`, except for late arrivals (about 2% of events:
@@ -134,17 +137,20 @@ pub struct Summary {
     pub campaign_events: u64,
     /// Events per type, by wire name.
     pub by_type: BTreeMap<String, u64>,
-    /// Distinct interactions, cases and campaigns.
+    /// Distinct interactions (`interaction.started` + `interaction.recorded`).
     pub interactions: u64,
+    /// Distinct cases (`case.opened`).
     pub cases: u64,
+    /// Distinct campaigns (`campaign.created`).
     pub campaigns: u64,
     /// Events published after an event that occurred later than them.
     pub late_events: u64,
     /// Campaign attempts made without a valid consent when the campaign
     /// requires one (judged by `occurred_at`, as a compliance report should).
     pub consent_violations: u64,
-    /// Earliest and latest `occurred_at`.
+    /// Earliest `occurred_at` (legacy imports reach back before `start`).
     pub first_occurred_at: Option<DateTime<Utc>>,
+    /// Latest `occurred_at`.
     pub last_occurred_at: Option<DateTime<Utc>>,
 }
 
@@ -154,5 +160,29 @@ pub struct Summary {
 /// Memory stays bounded whatever the size (see the crate documentation):
 /// write each value out as it comes.
 pub fn generate(config: &DemoConfig, mut emit: impl FnMut(Value)) -> Summary {
-    sim::run(config, &mut emit)
+    sim::run(config, &mut |v| {
+        emit(v);
+        true
+    })
+}
+
+/// Like [`generate`], for a consumer that can fail (a file, a pipe): stops
+/// at the first error and returns it. The history up to there is the same as
+/// [`generate`]'s.
+pub fn try_generate<E>(
+    config: &DemoConfig,
+    mut emit: impl FnMut(Value) -> Result<(), E>,
+) -> Result<Summary, E> {
+    let mut error = None;
+    let summary = sim::run(config, &mut |v| match emit(v) {
+        Ok(()) => true,
+        Err(e) => {
+            error = Some(e);
+            false
+        }
+    });
+    match error {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
 }

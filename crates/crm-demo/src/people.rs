@@ -27,7 +27,6 @@ const fn n(display: &'static str, ascii: &'static str) -> Name {
 /// national number, free digits after them, and the digit groups used when
 /// the number is written out.
 pub struct Plan {
-    pub country: &'static str,
     pub cc: &'static str,
     /// Leading digits of the national significant number, one is chosen by
     /// the unique number (so different heads never collide).
@@ -37,40 +36,40 @@ pub struct Plan {
     pub groups: &'static [usize],
     /// Whether `+CC (0)...` is a customary (and normalisable) spelling.
     pub trunk0: bool,
-    pub mobile: bool,
 }
 
+#[rustfmt::skip]
 pub const PLANS: &[Plan] = &[
     // 0 GB London landline: +44 20 7xxx xxxx / 20 3xxx xxxx
-    Plan { country: "GB", cc: "44", heads: &["207", "203", "208"], free: 7, groups: &[2, 4, 4], trunk0: true, mobile: false },
+    Plan { cc: "44", heads: &["207", "203", "208"], free: 7, groups: &[2, 4, 4], trunk0: true },
     // 1 GB mobile: +44 7xxx xxxxxx
-    Plan { country: "GB", cc: "44", heads: &["74", "75", "77", "78", "79"], free: 8, groups: &[4, 6], trunk0: true, mobile: true },
+    Plan { cc: "44", heads: &["74", "75", "77", "78", "79"], free: 8, groups: &[4, 6], trunk0: false },
     // 2 US: +1 NPA NXX XXXX
     Plan {
-        country: "US", cc: "1",
+        cc: "1",
         heads: &["2122", "2123", "2124", "6462", "6463", "4154", "4155", "3122", "3127", "6174", "6179", "3052", "7134", "2065", "2068", "5125"],
-        free: 6, groups: &[3, 3, 4], trunk0: false, mobile: true,
+        free: 6, groups: &[3, 3, 4], trunk0: false,
     },
     // 3 DE Berlin / Munich landline
-    Plan { country: "DE", cc: "49", heads: &["30", "89", "40"], free: 8, groups: &[2, 4, 4], trunk0: true, mobile: false },
+    Plan { cc: "49", heads: &["30", "89", "40"], free: 8, groups: &[2, 4, 4], trunk0: true },
     // 4 DE mobile: +49 15x / 17x + 8 digits
-    Plan { country: "DE", cc: "49", heads: &["151", "152", "157", "176", "170"], free: 8, groups: &[3, 4, 4], trunk0: true, mobile: true },
+    Plan { cc: "49", heads: &["151", "152", "157", "176", "170"], free: 8, groups: &[3, 4, 4], trunk0: false },
     // 5 ES landline Madrid / Barcelona: 9 digits
-    Plan { country: "ES", cc: "34", heads: &["91", "93", "96"], free: 7, groups: &[3, 3, 3], trunk0: false, mobile: false },
+    Plan { cc: "34", heads: &["91", "93", "96"], free: 7, groups: &[3, 3, 3], trunk0: false },
     // 6 ES mobile: 6xx xxx xxx
-    Plan { country: "ES", cc: "34", heads: &["6"], free: 8, groups: &[3, 3, 3], trunk0: false, mobile: true },
+    Plan { cc: "34", heads: &["6"], free: 8, groups: &[3, 3, 3], trunk0: false },
     // 7 RU Moscow / St Petersburg landline
-    Plan { country: "RU", cc: "7", heads: &["495", "499", "812"], free: 7, groups: &[3, 3, 2, 2], trunk0: false, mobile: false },
+    Plan { cc: "7", heads: &["495", "499", "343"], free: 7, groups: &[3, 3, 2, 2], trunk0: false },
     // 8 RU mobile: 9xx
-    Plan { country: "RU", cc: "7", heads: &["916", "903", "926", "985", "921"], free: 7, groups: &[3, 3, 2, 2], trunk0: false, mobile: true },
+    Plan { cc: "7", heads: &["916", "903", "926", "985", "921"], free: 7, groups: &[3, 3, 2, 2], trunk0: false },
     // 9 CN Beijing / Shanghai landline: 10 / 21 + 8 digits
-    Plan { country: "CN", cc: "86", heads: &["10", "21"], free: 8, groups: &[2, 4, 4], trunk0: true, mobile: false },
+    Plan { cc: "86", heads: &["10", "21"], free: 8, groups: &[2, 4, 4], trunk0: true },
     // 10 CN mobile: 1xx xxxx xxxx
-    Plan { country: "CN", cc: "86", heads: &["138", "139", "186", "159", "135"], free: 8, groups: &[3, 4, 4], trunk0: false, mobile: true },
+    Plan { cc: "86", heads: &["138", "139", "186", "159", "135"], free: 8, groups: &[3, 4, 4], trunk0: false },
     // 11 FR Paris landline / mobile
-    Plan { country: "FR", cc: "33", heads: &["1", "6", "7"], free: 8, groups: &[1, 2, 2, 2, 2], trunk0: true, mobile: true },
+    Plan { cc: "33", heads: &["1", "6", "7"], free: 8, groups: &[1, 2, 2, 2, 2], trunk0: true },
     // 12 MX Mexico City / Guadalajara / Monterrey
-    Plan { country: "MX", cc: "52", heads: &["55", "33", "81"], free: 8, groups: &[2, 4, 4], trunk0: false, mobile: true },
+    Plan { cc: "52", heads: &["55", "33", "81"], free: 8, groups: &[2, 4, 4], trunk0: false },
 ];
 
 /// The contact center's own published numbers, per country of the caller.
@@ -104,18 +103,21 @@ pub struct Culture {
     pub pbx: &'static str,
 }
 
+#[rustfmt::skip]
 const EN_GB_M: &[Name] = &[
     n("James", "james"), n("Oliver", "oliver"), n("Harry", "harry"), n("George", "george"), n("Jack", "jack"),
     n("Thomas", "thomas"), n("William", "william"), n("Charlie", "charlie"), n("Daniel", "daniel"), n("Samuel", "samuel"),
     n("Matthew", "matthew"), n("Joseph", "joseph"), n("Benjamin", "benjamin"), n("Alexander", "alexander"), n("Edward", "edward"),
     n("Henry", "henry"), n("Lewis", "lewis"), n("Ryan", "ryan"), n("Callum", "callum"), n("Owen", "owen"),
 ];
+#[rustfmt::skip]
 const EN_GB_F: &[Name] = &[
     n("Olivia", "olivia"), n("Amelia", "amelia"), n("Isla", "isla"), n("Emily", "emily"), n("Sophie", "sophie"),
     n("Jessica", "jessica"), n("Charlotte", "charlotte"), n("Grace", "grace"), n("Lucy", "lucy"), n("Hannah", "hannah"),
     n("Chloe", "chloe"), n("Ella", "ella"), n("Megan", "megan"), n("Eleanor", "eleanor"), n("Freya", "freya"),
     n("Holly", "holly"), n("Rebecca", "rebecca"), n("Victoria", "victoria"), n("Zoë", "zoe"), n("Siobhan", "siobhan"),
 ];
+#[rustfmt::skip]
 const EN_GB_L: &[Name] = &[
     n("Smith", "smith"), n("Jones", "jones"), n("Taylor", "taylor"), n("Brown", "brown"), n("Williams", "williams"),
     n("Wilson", "wilson"), n("Davies", "davies"), n("Robinson", "robinson"), n("Wright", "wright"), n("Thompson", "thompson"),
@@ -123,18 +125,21 @@ const EN_GB_L: &[Name] = &[
     n("Hall", "hall"), n("Wood", "wood"), n("Clarke", "clarke"), n("Patel", "patel"), n("Khan", "khan"),
     n("O'Brien", "obrien"), n("McDonald", "mcdonald"), n("Hughes", "hughes"), n("Ahmed", "ahmed"), n("Murphy", "murphy"),
 ];
+#[rustfmt::skip]
 const EN_US_M: &[Name] = &[
     n("Michael", "michael"), n("Christopher", "christopher"), n("Matthew", "matthew"), n("Joshua", "joshua"), n("David", "david"),
     n("Andrew", "andrew"), n("Tyler", "tyler"), n("Brandon", "brandon"), n("Justin", "justin"), n("Kevin", "kevin"),
     n("Anthony", "anthony"), n("Jason", "jason"), n("Robert", "robert"), n("John", "john"), n("Brian", "brian"),
     n("Eric", "eric"), n("Marcus", "marcus"), n("Jamal", "jamal"), n("DeShawn", "deshawn"), n("Ethan", "ethan"),
 ];
+#[rustfmt::skip]
 const EN_US_F: &[Name] = &[
     n("Jennifer", "jennifer"), n("Ashley", "ashley"), n("Jessica", "jessica"), n("Amanda", "amanda"), n("Sarah", "sarah"),
     n("Brittany", "brittany"), n("Stephanie", "stephanie"), n("Nicole", "nicole"), n("Emily", "emily"), n("Megan", "megan"),
     n("Lauren", "lauren"), n("Rachel", "rachel"), n("Samantha", "samantha"), n("Kayla", "kayla"), n("Tiffany", "tiffany"),
     n("Madison", "madison"), n("Destiny", "destiny"), n("Aaliyah", "aaliyah"), n("Courtney", "courtney"), n("Heather", "heather"),
 ];
+#[rustfmt::skip]
 const EN_US_L: &[Name] = &[
     n("Johnson", "johnson"), n("Williams", "williams"), n("Brown", "brown"), n("Jones", "jones"), n("Miller", "miller"),
     n("Davis", "davis"), n("Wilson", "wilson"), n("Anderson", "anderson"), n("Thomas", "thomas"), n("Moore", "moore"),
@@ -142,18 +147,21 @@ const EN_US_L: &[Name] = &[
     n("Clark", "clark"), n("Lewis", "lewis"), n("Robinson", "robinson"), n("Walker", "walker"), n("Nguyen", "nguyen"),
     n("Kim", "kim"), n("O'Connor", "oconnor"), n("Washington", "washington"), n("Kowalski", "kowalski"), n("Schwartz", "schwartz"),
 ];
+#[rustfmt::skip]
 const ES_M: &[Name] = &[
     n("Antonio", "antonio"), n("José", "jose"), n("Manuel", "manuel"), n("Francisco", "francisco"), n("David", "david"),
     n("Juan", "juan"), n("Javier", "javier"), n("Daniel", "daniel"), n("Carlos", "carlos"), n("Jesús", "jesus"),
     n("Alejandro", "alejandro"), n("Miguel", "miguel"), n("Rafael", "rafael"), n("Pablo", "pablo"), n("Sergio", "sergio"),
     n("Álvaro", "alvaro"), n("Iván", "ivan"), n("Raúl", "raul"), n("Rubén", "ruben"), n("Adrián", "adrian"),
 ];
+#[rustfmt::skip]
 const ES_F: &[Name] = &[
     n("María", "maria"), n("Carmen", "carmen"), n("Ana", "ana"), n("Isabel", "isabel"), n("Laura", "laura"),
     n("Lucía", "lucia"), n("Cristina", "cristina"), n("Marta", "marta"), n("Elena", "elena"), n("Sara", "sara"),
     n("Paula", "paula"), n("Raquel", "raquel"), n("Pilar", "pilar"), n("Nuria", "nuria"), n("Beatriz", "beatriz"),
     n("Silvia", "silvia"), n("Rocío", "rocio"), n("Inés", "ines"), n("Begoña", "begona"), n("Alba", "alba"),
 ];
+#[rustfmt::skip]
 const ES_L: &[Name] = &[
     n("García", "garcia"), n("Rodríguez", "rodriguez"), n("González", "gonzalez"), n("Fernández", "fernandez"), n("López", "lopez"),
     n("Martínez", "martinez"), n("Sánchez", "sanchez"), n("Pérez", "perez"), n("Gómez", "gomez"), n("Martín", "martin"),
@@ -161,34 +169,40 @@ const ES_L: &[Name] = &[
     n("Muñoz", "munoz"), n("Álvarez", "alvarez"), n("Romero", "romero"), n("Navarro", "navarro"), n("Torres", "torres"),
     n("Domínguez", "dominguez"), n("Gil", "gil"), n("Vázquez", "vazquez"), n("Núñez", "nunez"), n("Ibáñez", "ibanez"),
 ];
+#[rustfmt::skip]
 const MX_M: &[Name] = &[
     n("José Luis", "joseluis"), n("Miguel Ángel", "miguelangel"), n("Juan Carlos", "juancarlos"), n("Jorge", "jorge"), n("Fernando", "fernando"),
     n("Ricardo", "ricardo"), n("Eduardo", "eduardo"), n("Alejandro", "alejandro"), n("Roberto", "roberto"), n("Arturo", "arturo"),
     n("Luis", "luis"), n("Héctor", "hector"), n("Emiliano", "emiliano"), n("Santiago", "santiago"), n("Diego", "diego"),
 ];
+#[rustfmt::skip]
 const MX_F: &[Name] = &[
     n("Guadalupe", "guadalupe"), n("María José", "mariajose"), n("Fernanda", "fernanda"), n("Ximena", "ximena"), n("Daniela", "daniela"),
     n("Valeria", "valeria"), n("Mariana", "mariana"), n("Andrea", "andrea"), n("Sofía", "sofia"), n("Verónica", "veronica"),
     n("Alejandra", "alejandra"), n("Gabriela", "gabriela"), n("Itzel", "itzel"), n("Araceli", "araceli"), n("Yolanda", "yolanda"),
 ];
+#[rustfmt::skip]
 const MX_L: &[Name] = &[
     n("Hernández", "hernandez"), n("García", "garcia"), n("Martínez", "martinez"), n("López", "lopez"), n("González", "gonzalez"),
     n("Pérez", "perez"), n("Rodríguez", "rodriguez"), n("Sánchez", "sanchez"), n("Ramírez", "ramirez"), n("Cruz", "cruz"),
     n("Flores", "flores"), n("Gómez", "gomez"), n("Morales", "morales"), n("Reyes", "reyes"), n("Ortiz", "ortiz"),
     n("Castillo", "castillo"), n("Chávez", "chavez"), n("Mendoza", "mendoza"), n("Vargas", "vargas"), n("Gutiérrez", "gutierrez"),
 ];
+#[rustfmt::skip]
 const DE_M: &[Name] = &[
     n("Thomas", "thomas"), n("Michael", "michael"), n("Andreas", "andreas"), n("Stefan", "stefan"), n("Christian", "christian"),
     n("Markus", "markus"), n("Jürgen", "juergen"), n("Klaus", "klaus"), n("Frank", "frank"), n("Sebastian", "sebastian"),
     n("Tobias", "tobias"), n("Lukas", "lukas"), n("Jonas", "jonas"), n("Felix", "felix"), n("Maximilian", "maximilian"),
     n("Uwe", "uwe"), n("Jörg", "joerg"), n("Dieter", "dieter"), n("Matthias", "matthias"), n("Florian", "florian"),
 ];
+#[rustfmt::skip]
 const DE_F: &[Name] = &[
     n("Sabine", "sabine"), n("Petra", "petra"), n("Claudia", "claudia"), n("Susanne", "susanne"), n("Andrea", "andrea"),
     n("Nicole", "nicole"), n("Stefanie", "stefanie"), n("Julia", "julia"), n("Anna", "anna"), n("Lena", "lena"),
     n("Katharina", "katharina"), n("Laura", "laura"), n("Jana", "jana"), n("Lea", "lea"), n("Ursula", "ursula"),
     n("Monika", "monika"), n("Brigitte", "brigitte"), n("Anja", "anja"), n("Bärbel", "baerbel"), n("Annika", "annika"),
 ];
+#[rustfmt::skip]
 const DE_L: &[Name] = &[
     n("Müller", "mueller"), n("Schmidt", "schmidt"), n("Schneider", "schneider"), n("Fischer", "fischer"), n("Weber", "weber"),
     n("Meyer", "meyer"), n("Wagner", "wagner"), n("Becker", "becker"), n("Schulz", "schulz"), n("Hoffmann", "hoffmann"),
@@ -196,18 +210,21 @@ const DE_L: &[Name] = &[
     n("Wolf", "wolf"), n("Schröder", "schroeder"), n("Neumann", "neumann"), n("Schwarz", "schwarz"), n("Zimmermann", "zimmermann"),
     n("Braun", "braun"), n("Krüger", "krueger"), n("Hartmann", "hartmann"), n("Weiß", "weiss"), n("Yılmaz", "yilmaz"),
 ];
+#[rustfmt::skip]
 const FR_M: &[Name] = &[
     n("Jean", "jean"), n("Pierre", "pierre"), n("Nicolas", "nicolas"), n("Julien", "julien"), n("Thomas", "thomas"),
     n("Mathieu", "mathieu"), n("Antoine", "antoine"), n("Maxime", "maxime"), n("Sébastien", "sebastien"), n("Guillaume", "guillaume"),
     n("François", "francois"), n("Olivier", "olivier"), n("Hugo", "hugo"), n("Théo", "theo"), n("Étienne", "etienne"),
     n("Jean-Baptiste", "jeanbaptiste"), n("Rémi", "remi"), n("Cédric", "cedric"), n("Karim", "karim"), n("Louis", "louis"),
 ];
+#[rustfmt::skip]
 const FR_F: &[Name] = &[
     n("Marie", "marie"), n("Camille", "camille"), n("Julie", "julie"), n("Sophie", "sophie"), n("Claire", "claire"),
     n("Léa", "lea"), n("Manon", "manon"), n("Chloé", "chloe"), n("Émilie", "emilie"), n("Céline", "celine"),
     n("Isabelle", "isabelle"), n("Nathalie", "nathalie"), n("Aurélie", "aurelie"), n("Margaux", "margaux"), n("Inès", "ines"),
     n("Élodie", "elodie"), n("Anaïs", "anais"), n("Hélène", "helene"), n("Marie-Claire", "marieclaire"), n("Océane", "oceane"),
 ];
+#[rustfmt::skip]
 const FR_L: &[Name] = &[
     n("Martin", "martin"), n("Bernard", "bernard"), n("Dubois", "dubois"), n("Thomas", "thomas"), n("Robert", "robert"),
     n("Richard", "richard"), n("Petit", "petit"), n("Durand", "durand"), n("Leroy", "leroy"), n("Moreau", "moreau"),
@@ -216,18 +233,21 @@ const FR_L: &[Name] = &[
     n("Dupont", "dupont"), n("Lambert", "lambert"), n("Bonnet", "bonnet"), n("Benali", "benali"), n("Ngata", "ngata"),
 ];
 // Russian: Latin transliteration as `ascii`, Cyrillic as `display`.
+#[rustfmt::skip]
 const RU_M: &[Name] = &[
     n("Александр", "aleksandr"), n("Дмитрий", "dmitry"), n("Сергей", "sergey"), n("Андрей", "andrey"), n("Алексей", "alexey"),
     n("Иван", "ivan"), n("Михаил", "mikhail"), n("Николай", "nikolay"), n("Владимир", "vladimir"), n("Павел", "pavel"),
     n("Максим", "maxim"), n("Артём", "artem"), n("Юрий", "yury"), n("Олег", "oleg"), n("Игорь", "igor"),
     n("Евгений", "evgeny"), n("Константин", "konstantin"), n("Роман", "roman"),
 ];
+#[rustfmt::skip]
 const RU_F: &[Name] = &[
     n("Елена", "elena"), n("Ольга", "olga"), n("Наталья", "natalia"), n("Татьяна", "tatiana"), n("Ирина", "irina"),
     n("Светлана", "svetlana"), n("Анна", "anna"), n("Мария", "maria"), n("Екатерина", "ekaterina"), n("Юлия", "yulia"),
     n("Анастасия", "anastasia"), n("Дарья", "daria"), n("Марина", "marina"), n("Ксения", "ksenia"), n("Полина", "polina"),
     n("Виктория", "viktoria"),
 ];
+#[rustfmt::skip]
 const RU_L: &[Name] = &[
     n("Иванов", "ivanov"), n("Смирнов", "smirnov"), n("Кузнецов", "kuznetsov"), n("Попов", "popov"), n("Васильев", "vasiliev"),
     n("Петров", "petrov"), n("Соколов", "sokolov"), n("Михайлов", "mikhailov"), n("Новиков", "novikov"), n("Фёдоров", "fedorov"),
@@ -236,22 +256,26 @@ const RU_L: &[Name] = &[
     n("Орлов", "orlov"), n("Захаров", "zakharov"), n("Ковалевский", "kovalevsky"), n("Достоевский", "dostoevsky"),
 ];
 // Chinese: pinyin as `ascii`, Hanzi as `display`.
+#[rustfmt::skip]
 const ZH_M: &[Name] = &[
     n("伟", "wei"), n("磊", "lei"), n("强", "qiang"), n("军", "jun"), n("洋", "yang"), n("勇", "yong"), n("杰", "jie"),
     n("涛", "tao"), n("明", "ming"), n("超", "chao"), n("刚", "gang"), n("辉", "hui"), n("浩然", "haoran"), n("宇轩", "yuxuan"),
     n("志强", "zhiqiang"), n("建华", "jianhua"),
 ];
+#[rustfmt::skip]
 const ZH_F: &[Name] = &[
     n("芳", "fang"), n("娜", "na"), n("敏", "min"), n("静", "jing"), n("艳", "yan"), n("秀英", "xiuying"), n("霞", "xia"),
     n("丽", "li"), n("欣怡", "xinyi"), n("子涵", "zihan"), n("雨萱", "yuxuan"), n("婷", "ting"), n("玉兰", "yulan"),
     n("晓燕", "xiaoyan"), n("佳琪", "jiaqi"), n("梦瑶", "mengyao"),
 ];
+#[rustfmt::skip]
 const ZH_L: &[Name] = &[
     n("王", "wang"), n("李", "li"), n("张", "zhang"), n("刘", "liu"), n("陈", "chen"), n("杨", "yang"), n("黄", "huang"),
     n("赵", "zhao"), n("吴", "wu"), n("周", "zhou"), n("徐", "xu"), n("孙", "sun"), n("马", "ma"), n("朱", "zhu"),
     n("胡", "hu"), n("郭", "guo"), n("何", "he"), n("林", "lin"), n("罗", "luo"), n("高", "gao"),
 ];
 
+#[rustfmt::skip]
 pub const CULTURES: &[Culture] = &[
     Culture {
         code: "en-GB", country: "GB", weight: 24, male: EN_GB_M, female: EN_GB_F, last: EN_GB_L, plans: &[1, 0],
@@ -341,9 +365,30 @@ pub fn phone_e164(plan: usize, key: u64, seed: u64) -> String {
     let u = unique(key, seed ^ 0x5eed_0001);
     let heads = p.heads.len() as u64;
     let head = p.heads[(u % heads) as usize];
+    // Spread the remaining value over all free digits: each value owns an
+    // interval of `step` numbers and takes one of them, so numbers stay
+    // distinct and do not all start with zeros.
     let rest = u / heads;
+    let room = 10u64.pow(p.free);
+    let values = SPACE.div_ceil(heads);
+    let step = (room / values).max(1);
+    let local = (rest * step + mix(u) % step) % room;
     let width = p.free as usize;
-    format!("+{}{}{:0width$}", p.cc, head, rest % 10u64.pow(p.free))
+    format!("+{}{}{:0width$}", p.cc, head, local)
+}
+
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A number below `space` (a power of ten), distinct for every distinct
+/// `key < space`: short suffixes for names, handles and addresses.
+pub fn small_unique(key: u64, space: u64, seed: u64) -> u64 {
+    // 7_654_321 is coprime with every power of ten.
+    ((key % space) * (MULT % space) + seed % space) % space
 }
 
 /// The plan an E.164 number was built from (for formatting).
@@ -366,7 +411,11 @@ pub fn messy_phone(rng: &mut Rng8, e164: &str) -> String {
     let mut groups = Vec::with_capacity(plan.groups.len());
     let mut at = 0;
     for (i, g) in plan.groups.iter().enumerate() {
-        let end = if i + 1 == plan.groups.len() { nsn.len() } else { (at + g).min(nsn.len()) };
+        let end = if i + 1 == plan.groups.len() {
+            nsn.len()
+        } else {
+            (at + g).min(nsn.len())
+        };
         groups.push(&nsn[at..end]);
         at = end;
     }
@@ -384,32 +433,37 @@ pub fn messy_phone(rng: &mut Rng8, e164: &str) -> String {
         60..=69 => format!("00{cc}-{}", groups.join("-")),
         70..=79 => format!("(+{cc}) {}", groups.join(sep)),
         80..=89 if plan.trunk0 => format!("+{cc} (0){}", groups.join(sep)),
-        80..=89 | 90..=99 if groups.len() >= 2 => {
-            format!("+{cc} ({}) {}", groups[0], groups[1..].join(if sep == " " { "-" } else { sep }))
+        80..=99 if groups.len() >= 2 => {
+            format!(
+                "+{cc} ({}) {}",
+                groups[0],
+                groups[1..].join(if sep == " " { "-" } else { sep })
+            )
         }
         _ => format!("+{cc}{}", groups.join(" ")),
     }
 }
 
 /// Canonical email for an owner key, built from the person's names. The
-/// style, domain and numeric suffix are a bijection of the key, so two keys
-/// never give the same address.
-pub fn email(first: &str, last: &str, domains: &[&str], key: u64, seed: u64) -> String {
-    let u = unique(key, seed ^ 0x5eed_0002);
-    let style = u % 4;
-    let rest = u / 4;
-    let d = domains.len() as u64;
-    let domain = domains[(rest % d) as usize];
-    let num = rest / d;
-    let suffix = if num == 0 { String::new() } else { num.to_string() };
+/// numeric suffix is distinct for every key below `space`, so two keys never
+/// give the same address.
+pub fn email(first: &str, last: &str, domains: &[&str], key: u64, space: u64, seed: u64) -> String {
+    let h = mix(key ^ seed);
+    let domain = domains[((h >> 8) % domains.len() as u64) as usize];
+    let num = small_unique(key, space, seed ^ 0x5eed_0002);
     let f = first;
     let l = last;
-    let fi = &first[..first.char_indices().nth(1).map(|(i, _)| i).unwrap_or(first.len())];
-    match style {
-        0 => format!("{f}.{l}{suffix}@{domain}"),
-        1 => format!("{fi}_{l}{suffix}@{domain}"),
-        2 => format!("{l}-{f}{suffix}@{domain}"),
-        _ => format!("{f}{l}{suffix}@{domain}"),
+    let fi = &first[..first
+        .char_indices()
+        .nth(1)
+        .map(|(i, _)| i)
+        .unwrap_or(first.len())];
+    match h % 5 {
+        0 => format!("{f}.{l}{num}@{domain}"),
+        1 => format!("{fi}_{l}{num}@{domain}"),
+        2 => format!("{l}-{f}{num}@{domain}"),
+        3 => format!("{f}{num}.{l}@{domain}"),
+        _ => format!("{f}{l}{num}@{domain}"),
     }
 }
 
@@ -456,30 +510,82 @@ pub fn account_digits(account: &str) -> &str {
     account.trim_start_matches("ACC-")
 }
 
-/// A masked card, last-4 style.
-pub fn card(rng: &mut Rng8) -> String {
-    let brand = ["VISA", "VISA", "MC", "MC", "AMEX"][rng.random_range(0..5)];
-    format!("{brand} ****{:04}", rng.random_range(0..10_000u32))
-}
-
-/// A chat platform handle, unique per key.
-pub fn chat_handle(first: &str, last: &str, key: u64, seed: u64) -> String {
-    let u = unique(key, seed ^ 0x5eed_0004);
+/// A chat platform handle, unique per key below `space`.
+pub fn chat_handle(first: &str, last: &str, key: u64, space: u64, seed: u64) -> String {
+    let u = small_unique(key, space, seed ^ 0x5eed_0004);
     let li = last.chars().next().unwrap_or('x');
-    format!("{first}{li}_{u:07}")
+    format!("{first}{li}_{u}")
 }
 
-/// A social network handle, unique per key.
-pub fn social_handle(first: &str, last: &str, key: u64, seed: u64) -> String {
-    let u = unique(key, seed ^ 0x5eed_0005);
-    if u % 2 == 0 {
-        format!("@{first}_{last}{}", u / 2 % 100_000)
+/// A social network handle, unique per key below `space`.
+pub fn social_handle(first: &str, last: &str, key: u64, space: u64, seed: u64) -> String {
+    let u = small_unique(key, space, seed ^ 0x5eed_0005);
+    if mix(key).is_multiple_of(2) {
+        format!("@{first}_{last}{u}")
     } else {
-        format!("@{}{last}{}", &first[..1.min(first.len())], u / 2 % 1_000_000)
+        format!("@{}{last}.{u}", &first[..1.min(first.len())])
     }
 }
 
 /// A loyalty-programme id (an `external` identity), unique per key.
 pub fn loyalty(key: u64, seed: u64) -> String {
     format!("LOY-{:07}", unique(key, seed ^ 0x5eed_0006))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crm_events::identity::normalize;
+    use crm_events::IdentityKind;
+    use rand::SeedableRng;
+
+    #[test]
+    fn every_spelling_of_a_phone_normalises_to_its_e164_form() {
+        let mut rng = Rng8::seed_from_u64(7);
+        let mut seen = std::collections::BTreeSet::new();
+        for plan in 0..PLANS.len() {
+            for key in (0..80u64).map(|k| k * 124_991) {
+                let e164 = phone_e164(plan, key, 42);
+                assert!(seen.insert(e164.clone()), "{e164} generated twice");
+                assert_eq!(normalize(IdentityKind::Phone, &e164).unwrap(), e164);
+                for _ in 0..8 {
+                    let messy = messy_phone(&mut rng, &e164);
+                    assert_eq!(
+                        normalize(IdentityKind::Phone, &messy).as_deref(),
+                        Ok(e164.as_str()),
+                        "plan {plan}: {messy:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_spelling_of_an_email_normalises_to_it() {
+        let mut rng = Rng8::seed_from_u64(7);
+        let mut seen = std::collections::BTreeSet::new();
+        for c in CULTURES {
+            for (i, key) in (0..500u64).enumerate() {
+                let first = c.male[i % c.male.len()].ascii;
+                let last = c.last[i % c.last.len()].ascii;
+                let email = email(first, last, c.domains, key, 10_000, 42);
+                assert!(seen.insert(email.clone()), "{email} generated twice");
+                for _ in 0..4 {
+                    let messy = messy_email(&mut rng, &email);
+                    assert_eq!(
+                        normalize(IdentityKind::Email, &messy).as_deref(),
+                        Ok(email.as_str())
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn short_suffixes_are_distinct() {
+        let mut seen = std::collections::BTreeSet::new();
+        for key in 0..10_000 {
+            assert!(seen.insert(small_unique(key, 10_000, 99)));
+        }
+    }
 }

@@ -26,6 +26,7 @@ pub struct Topic {
     pub profile_change: bool,
 }
 
+#[rustfmt::skip]
 pub const TOPICS: &[Topic] = &[
     Topic {
         category: "billing", subcategory: "incorrect_charge", queue: "billing", tier2_queue: "billing-tier2", tier3_queue: "billing-disputes",
@@ -272,57 +273,72 @@ pub const TOPICS: &[Topic] = &[
     },
 ];
 
+#[rustfmt::skip]
 pub const PLANS_OFFERED: &[&str] = &["Fibre 100", "Fibre 500", "Fibre 1000", "Mobile 10GB", "Mobile Unlimited", "Fibre 500 + TV", "Home Essentials", "Business Fibre 300"];
+#[rustfmt::skip]
 pub const DEVICES: &[&str] = &["AC-Hub 3 router", "AC-Hub 4 router", "mesh extender", "TVX-2 set-top box", "iPhone 15", "Galaxy S24", "Pixel 8", "5G home router"];
+#[rustfmt::skip]
 pub const MONTHS: &[&str] = &["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
 
+#[rustfmt::skip]
 pub const AGENT_NAMES: &[&str] = &[
     "Priya", "Tom", "Sarah", "Ahmed", "Laura", "Kevin", "Marta", "Jonas", "Chloé", "Dmitri", "Mei", "Carlos", "Fatima", "Ben",
     "Olga", "Liam", "Sofia", "Raj", "Hannah", "Mateo", "Aisha", "Luca", "Nina", "Oscar",
 ];
 
+#[rustfmt::skip]
 pub const TRANSFER_REASONS: &[&str] = &[
     "needs technical specialist", "billing dispute above agent limit", "customer asked for a supervisor",
     "wrong queue selected in IVR", "retention offer required", "fraud suspected", "language: needs native speaker",
 ];
+#[rustfmt::skip]
 pub const ESCALATION_REASONS: &[&str] = &[
     "line test failed, field engineer required", "refund above tier-1 approval limit", "customer requested a manager",
     "repeat contact within 7 days", "suspected network fault in the area", "possible account takeover", "SLA at risk",
     "regulator complaint threatened",
 ];
+#[rustfmt::skip]
 pub const REOPEN_REASONS: &[&str] = &[
     "customer reports the fault is back", "credit did not appear on the bill", "replacement device also faulty",
     "customer not satisfied with the resolution", "refund bounced back",
 ];
+#[rustfmt::skip]
 pub const WRAPUP: &[&str] = &["RESOLVED_FCR", "INFO_PROVIDED", "CASE_OPENED", "CASE_UPDATED", "CALLBACK_SCHEDULED", "SALE", "NO_ACTION"];
 
+#[rustfmt::skip]
 pub const BOT_GREETINGS: &[&str] = &[
     "Hi! I'm Ava, Acme Connect's virtual assistant. What can I help you with today?",
     "Hello and welcome to Acme Connect chat. Please tell me briefly what your question is about.",
 ];
+#[rustfmt::skip]
 pub const BOT_HANDOFF: &[&str] = &[
     "Thanks. I'm connecting you to one of our advisers, the current wait is about {days} minutes.",
     "I'll pass you to a member of our team who can help with that. Please stay in the chat.",
 ];
+#[rustfmt::skip]
 pub const AGENT_GREETINGS: &[&str] = &[
     "Hi {first}, my name is {agent}, thanks for waiting. Let me have a look at this for you.",
     "Hello, you're chatting with {agent}. Could you confirm your account number and the first line of your address, please?",
     "Good to meet you {first}, {agent} here. I'm reading through your message now.",
 ];
+#[rustfmt::skip]
 pub const CUSTOMER_THANKS: &[&str] = &[
     "Great, thank you for your help!", "OK thanks. I'll wait and see.", "Thanks {agent}, that's sorted then.",
     "Fine, but please make sure it actually happens this time.", "perfect thx",
 ];
+#[rustfmt::skip]
 pub const SOCIAL_POSTS: &[&str] = &[
     "@AcmeConnect {subject}. Been waiting all day, sort it out!",
     "@AcmeConnect hi, {subject} - can anyone help? DMs open",
     "Honestly @AcmeConnect, {subject}. Worst provider ever.",
     "@AcmeConnect {subject} #fail",
 ];
+#[rustfmt::skip]
 pub const SOCIAL_REPLIES: &[&str] = &[
     "Hi {first}, sorry to hear that! Please send us a DM with your account number and postcode and we'll look into it straight away. ^{agent}",
     "Hey {first}, we're on it. Check your DMs please. ^{agent}",
 ];
+#[rustfmt::skip]
 pub const NOTIFICATIONS: &[(&str, &str)] = &[
     ("Your {month} bill is ready", "Hi {first}, your Acme Connect bill {bill} for {amount} is ready. It will be collected on {date}."),
     ("Engineer appointment reminder", "Reminder: our engineer will visit on {date} between 8am and 1pm. Reply R to reschedule."),
@@ -330,10 +346,12 @@ pub const NOTIFICATIONS: &[(&str, &str)] = &[
     ("Payment received", "Thanks {first}, we've received your payment of {amount}."),
     ("Data usage alert", "You've used 80% of your monthly data on {plan}. Top up in the Acme app."),
 ];
+#[rustfmt::skip]
 pub const VOICEMAILS: &[&str] = &[
     "Hi, it's {first} calling about my bill, please call me back on this number. Thanks.",
     "Hello, this is {first}, my internet is down again, please ring me back as soon as you can.",
 ];
+#[rustfmt::skip]
 pub const CALL_SUMMARIES: &[&str] = &[
     "Auto-summary: customer called about '{subject}'. Agent checked the account and explained next steps.",
     "Transcript excerpt: \"...so the credit will show on the next bill, is there anything else I can help with?\"",

@@ -197,6 +197,7 @@ pub struct CustomerMerge {
     #[schemars(length(min = 1, max = 256))]
     pub merged_customer_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
     pub reason: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -228,6 +229,7 @@ pub struct ConsentRevoked {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Ivr {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), inner(length(max = 256)))]
     pub path: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub inputs: BTreeMap<String, Value>,
@@ -245,8 +247,10 @@ pub struct InteractionStarted {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<Identity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub queue: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     pub subject: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ivr: Option<Ivr>,
@@ -259,8 +263,10 @@ pub struct InteractionStarted {
 pub struct InteractionMessage {
     pub author: Author,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     pub subject: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -270,6 +276,7 @@ pub struct InteractionMessage {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct InteractionAssigned {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub queue: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0))]
@@ -282,13 +289,16 @@ pub struct InteractionAssigned {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct InteractionTransferred {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub to_queue: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub to_agent_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub tier: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
     pub reason: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -343,6 +353,7 @@ pub struct InteractionEnded {
     #[serde(default, skip_serializing_if = "Durations::is_empty")]
     pub durations: Durations,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub wrapup_code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disconnected_by: Option<DisconnectedBy>,
@@ -395,6 +406,7 @@ pub struct InteractionRecorded {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<Identity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     pub subject: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<InteractionOutcome>,
@@ -424,8 +436,10 @@ pub struct CaseOpened {
     #[schemars(length(min = 1, max = 256))]
     pub category: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub subcategory: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     pub subject: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<Priority>,
@@ -433,6 +447,7 @@ pub struct CaseOpened {
     #[schemars(range(min = 1))]
     pub tier: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub queue: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
@@ -474,6 +489,7 @@ pub struct CaseCategorized {
     #[schemars(length(min = 1, max = 256))]
     pub category: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub subcategory: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -483,6 +499,7 @@ pub struct CaseCategorized {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct CaseAssigned {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub queue: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -494,8 +511,10 @@ pub struct CaseEscalated {
     #[schemars(range(min = 1))]
     pub to_tier: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub queue: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -504,7 +523,7 @@ pub struct CaseEscalated {
 /// `case.note_added`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CaseNoteAdded {
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 65536))]
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visibility: Option<Visibility>,
@@ -527,9 +546,10 @@ pub struct CaseResponded {
 /// `case.resolved`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CaseResolved {
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 16384))]
     pub resolution: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub resolution_code: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -539,6 +559,7 @@ pub struct CaseResolved {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Reason {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
     pub reason: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,

@@ -64,14 +64,20 @@ pub fn normalize(kind: IdentityKind, value: &str) -> Result<String, String> {
     }
 }
 
-/// Phone to E.164: `00` prefix becomes `+`; spaces, dashes, dots and
+/// Phone to E.164: a `(0)` trunk marker after the country code is dropped
+/// (`+44 (0)20 …`), `00` prefix becomes `+`; spaces, dashes, dots and
 /// brackets are dropped; the number must then be international (start with
-/// `+`) and parse as a number of a known country calling code.
+/// `+`), have 7 to 15 digits, and parse as a number of a known country
+/// calling code. The value kept is `+` and the digits as written: the
+/// `phonenumber` crate validates it, but its own formatting is not used, as
+/// it strips a leading national prefix digit from some international numbers
+/// (`+7 812 …` would lose its 8).
 fn normalize_phone(value: &str) -> Result<String, String> {
+    let without_trunk = value.replacen("(0)", "", 1);
     let mut compact = String::with_capacity(value.len());
-    for c in value.chars() {
+    for c in without_trunk.chars() {
         match c {
-            ' ' | '-' | '.' | '(' | ')' | '[' | ']' | '\u{a0}' | '\t' => {}
+            ' ' | '-' | '.' | '(' | ')' | '[' | ']' | '/' | '\u{a0}' | '\t' => {}
             '+' if compact.is_empty() => compact.push('+'),
             '0'..='9' => compact.push(c),
             _ => {
@@ -89,9 +95,15 @@ fn normalize_phone(value: &str) -> Result<String, String> {
             "{value:?} is not in international format: a phone number must start with + or 00 and its country code"
         ));
     }
-    let number = phonenumber::parse(None, &compact)
+    let digits = compact.len() - 1;
+    if !(7..=15).contains(&digits) {
+        return Err(format!(
+            "{value:?} is not a phone number: E.164 numbers have 7 to 15 digits, this has {digits}"
+        ));
+    }
+    phonenumber::parse(None, &compact)
         .map_err(|e| format!("{value:?} is not a phone number: {e}"))?;
-    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+    Ok(compact)
 }
 
 fn normalize_email(value: &str) -> Result<String, String> {
@@ -132,6 +144,39 @@ mod tests {
         assert_eq!(
             normalize(IdentityKind::Phone, "+1 (212) 555-0142").unwrap(),
             "+12125550142"
+        );
+        assert_eq!(
+            normalize(IdentityKind::Phone, "(+1) 212.555.0142").unwrap(),
+            "+12125550142"
+        );
+    }
+
+    #[test]
+    fn national_prefix_digits_of_international_numbers_are_kept() {
+        // St Petersburg: the 8 of the area code is not a trunk prefix here.
+        assert_eq!(
+            normalize(IdentityKind::Phone, "+7 812 172-69-19").unwrap(),
+            "+78121726919"
+        );
+        assert_eq!(
+            normalize(IdentityKind::Phone, "+7 (843) 123-45-67").unwrap(),
+            "+78431234567"
+        );
+        assert_eq!(
+            normalize(IdentityKind::Phone, "007 916 123 45 67").unwrap(),
+            "+79161234567"
+        );
+    }
+
+    #[test]
+    fn a_trunk_zero_in_brackets_is_dropped() {
+        assert_eq!(
+            normalize(IdentityKind::Phone, "+44 (0)7700 900123").unwrap(),
+            "+447700900123"
+        );
+        assert_eq!(
+            normalize(IdentityKind::Phone, "+49 (0)30 1234567").unwrap(),
+            "+49301234567"
         );
     }
 

@@ -19,4 +19,4 @@ mod validate;
 pub use catalog::*;
 pub use event::{format_time, Event, EventData, EventType, IdField, StreamKind};
 pub use identity::{Identity, IdentityKind};
-pub use validate::{FieldError, Validator};
+pub use validate::{too_deep, FieldError, Validator, MAX_DEPTH};

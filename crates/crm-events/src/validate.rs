@@ -43,6 +43,45 @@ impl std::fmt::Display for FieldError {
 /// At most this many errors are reported for one event.
 const MAX_ERRORS: usize = 20;
 
+/// Deepest nesting of objects and arrays in an event, the event object
+/// itself being level 1 (`data` is level 2). A deeper event is rejected with
+/// an error at the path of the first value past the limit.
+pub const MAX_DEPTH: usize = 32;
+
+fn escape_pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// The JSON pointer of the first object or array nested deeper than `max`
+/// levels, if any. Iterative: hostile input cannot exhaust the stack.
+pub fn too_deep(value: &Value, max: usize) -> Option<String> {
+    let mut stack: Vec<(&Value, usize, String)> = vec![(value, 1, String::new())];
+    while let Some((v, depth, path)) = stack.pop() {
+        let children: Vec<(&Value, String)> = match v {
+            Value::Object(m) => m
+                .iter()
+                .map(|(k, c)| (c, format!("{path}/{}", escape_pointer(k))))
+                .collect(),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c, format!("{path}/{i}")))
+                .collect(),
+            _ => continue,
+        };
+        if depth > max {
+            return Some(path);
+        }
+        // Reverse so the first child is examined first.
+        for (c, p) in children.into_iter().rev() {
+            if c.is_object() || c.is_array() {
+                stack.push((c, depth + 1, p));
+            }
+        }
+    }
+    None
+}
+
 /// Compiled validators for the envelope and every type and version.
 pub struct Validator {
     envelope: jsonschema::Validator,
@@ -88,6 +127,12 @@ impl Validator {
 
     /// Validates one parsed event and returns it typed and normalised.
     pub fn validate(&self, value: Value) -> Result<Event, Vec<FieldError>> {
+        if let Some(path) = too_deep(&value, MAX_DEPTH) {
+            return Err(vec![FieldError::new(
+                path,
+                format!("nested deeper than {MAX_DEPTH} levels of objects and arrays"),
+            )]);
+        }
         let Some(obj) = value.as_object() else {
             return Err(vec![FieldError::new(
                 "",

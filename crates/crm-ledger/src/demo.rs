@@ -17,22 +17,17 @@ pub fn demo(args: crate::cli::DemoArgs) -> Result<ExitCode> {
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = BufWriter::with_capacity(1 << 20, out);
-    let mut failed: Option<std::io::Error> = None;
     let config = DemoConfig::new(args.customers, args.days, args.seed);
-    let summary = crm_demo::generate(&config, |event| {
-        if failed.is_none() {
-            if let Err(e) = serde_json::to_writer(&mut out, &event).map_err(std::io::Error::from).and_then(|()| out.write_all(b"\n")) {
-                failed = Some(e);
-            }
-        }
+    let written = crm_demo::try_generate(&config, |event| {
+        serde_json::to_writer(&mut out, &event).map_err(std::io::Error::from)?;
+        out.write_all(b"\n")
     });
-    if let Some(e) = failed {
+    let summary = match written {
+        Ok(s) => s,
         // A closed pipe (`| head`) is not an error worth a message.
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            return Ok(ExitCode::SUCCESS);
-        }
-        return Err(e).context("writing the history");
-    }
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        Err(e) => return Err(e).context("writing the history"),
+    };
     out.flush().context("writing the history")?;
     eprintln!(
         "{} events: {} customers, {} interactions, {} cases, {} campaigns, from {} to {} (seed {})",
