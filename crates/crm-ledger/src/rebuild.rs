@@ -54,7 +54,7 @@ pub async fn rebuild_into(
     let total = end.total();
     let store = Store::open(store_dir, 256 << 20)?;
     for p in &projections {
-        store.drop_tree(p.name())?;
+        store.reset(p.name())?;
     }
     let bar = if show_progress {
         ProgressBar::new(total * projections.len() as u64).with_style(
@@ -169,7 +169,7 @@ pub fn digest(args: DigestArgs) -> Result<ExitCode> {
     let store = Store::open(&dir, 64 << 20)
         .with_context(|| format!("the read models in {} are in use (is a server running?)", dir.display()))?;
     for p in projections {
-        let tree = store.tree(p.name())?;
+        let tree = store.live_tree(p.name())?;
         println!("{} {}", p.name(), crm_projector::digest(&TreeKv(tree))?);
     }
     Ok(ExitCode::SUCCESS)

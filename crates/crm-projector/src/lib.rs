@@ -27,10 +27,6 @@ pub mod store;
 pub use runner::{EventFilter, Handle, Runner, RunnerConfig, State, Status};
 pub use store::{digest, Error, Store, TreeKv};
 
-/// Which tree serves each projection: `live/<name>` -> tree name. A fresh
-/// tree of an online rebuild only becomes live here, after it caught up.
-const REGISTRY: &str = "registry";
-
 struct Slot {
     handle: Arc<Handle>,
     /// The live runner's task and its own stop signal.
@@ -58,14 +54,6 @@ pub enum RebuildError {
     AlreadyRebuilding(String),
 }
 
-fn live_tree_name(store: &Store, name: &str) -> Result<String, Error> {
-    let registry = store.meta_tree(REGISTRY)?;
-    Ok(match registry.get(format!("live/{name}"))? {
-        Some(v) => String::from_utf8_lossy(&v).into_owned(),
-        None => name.to_string(),
-    })
-}
-
 impl Projector {
     /// Prepares every projection's tree and starts its runner.
     pub fn start(
@@ -79,7 +67,7 @@ impl Projector {
         let mut slots = Vec::new();
         for p in projections {
             let name = p.name();
-            let live = live_tree_name(store, name)?;
+            let live = store.live_tree_name(name)?;
             // Leftovers of an online rebuild that did not finish.
             for tree in store.tree_names(name)? {
                 if tree != live {
@@ -186,7 +174,7 @@ async fn rebuild_slot(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), Error> {
     let name = slot.handle.name();
-    let current = live_tree_name(store, name)?;
+    let current = store.live_tree_name(name)?;
     let generation = current.rsplit_once('@').and_then(|(_, g)| g.parse::<u64>().ok()).unwrap_or(0) + 1;
     let fresh = format!("{name}@{generation}");
     store.drop_tree(&fresh)?;
@@ -221,9 +209,8 @@ async fn rebuild_slot(
     }
     let end = log.end().await?;
     runner.run_until(&end, |_| {}).await?;
-    let registry = store.meta_tree(REGISTRY)?;
-    registry.insert(format!("live/{name}"), fresh.as_bytes())?;
-    registry.flush_async().await?;
+    store.set_live_tree(name, &fresh)?;
+    store.flush_async().await?;
     slot.handle.attach(&mut runner);
     let (stop, rx) = watch::channel(false);
     let task = tokio::spawn(runner.run(rx));

@@ -21,6 +21,9 @@ pub(crate) const META_CHECKPOINT: &[u8] = b"\x00meta/checkpoint";
 pub(crate) const META_APPLIED: &[u8] = b"\x00meta/applied";
 pub(crate) const META_LAST_EVENT_AT: &[u8] = b"\x00meta/last_event_at";
 pub(crate) const META_PREFIX: &[u8] = b"\x00meta/";
+/// The tree of registry entries `live/<name>` -> tree name.
+const REGISTRY: &str = "registry";
+
 /// Runtime key of an event already applied (only where the log does not
 /// deduplicate, e.g. Kafka).
 pub(crate) const SEEN_PREFIX: &[u8] = b"\x00seen/";
@@ -56,7 +59,10 @@ impl Store {
     /// and started afresh (the projections rebuild from the log).
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store, Error> {
         let config = || sled::Config::new().path(dir).cache_capacity(cache_bytes);
-        let db = match config().open() {
+        // sled checks its CRCs when it reads a page, and opening reads only
+        // what recovery needs: read every tree once, so that damage shows
+        // now and not as a failing query later.
+        let db = match config().open().and_then(|db| verify(&db).map(|()| db)) {
             Ok(db) => db,
             Err(e @ sled::Error::Io(_)) if is_lock_error(&e) => return Err(e.into()),
             Err(e) => {
@@ -101,9 +107,46 @@ impl Store {
         Ok(out)
     }
 
+    /// The name of the tree that serves projection `name` now: the registry
+    /// says which (an online rebuild swaps in `name@N`); `name` by default.
+    pub fn live_tree_name(&self, name: &str) -> Result<String, Error> {
+        let registry = self.meta_tree(REGISTRY)?;
+        Ok(match registry.get(format!("live/{name}"))? {
+            Some(v) => String::from_utf8_lossy(&v).into_owned(),
+            None => name.to_string(),
+        })
+    }
+
+    /// The tree that serves projection `name` now.
+    pub fn live_tree(&self, name: &str) -> Result<sled::Tree, Error> {
+        self.tree(&self.live_tree_name(name)?)
+    }
+
+    /// Makes `tree` the one that serves projection `name`.
+    pub fn set_live_tree(&self, name: &str, tree: &str) -> Result<(), Error> {
+        self.meta_tree(REGISTRY)?.insert(format!("live/{name}"), tree.as_bytes())?;
+        Ok(())
+    }
+
+    /// Drops every tree of projection `name` and forgets which was live: the
+    /// next start builds it afresh under its plain name.
+    pub fn reset(&self, name: &str) -> Result<(), Error> {
+        for t in self.tree_names(name)? {
+            self.drop_tree(&t)?;
+        }
+        self.meta_tree(REGISTRY)?.remove(format!("live/{name}"))?;
+        Ok(())
+    }
+
     /// A runtime tree that is not a projection's (the registry).
     pub fn meta_tree(&self, name: &str) -> Result<sled::Tree, Error> {
         Ok(self.db.open_tree(format!("meta/{name}"))?)
+    }
+
+    /// Flushes to disk without blocking the runtime.
+    pub async fn flush_async(&self) -> Result<(), Error> {
+        self.db.flush_async().await?;
+        Ok(())
     }
 
     /// Flushes to disk (sled's flush; the log remains the truth).
@@ -115,6 +158,21 @@ impl Store {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// Reads every key and value of every tree (sled verifies each page's CRC
+/// as it reads it).
+fn verify(db: &sled::Db) -> Result<(), sled::Error> {
+    let started = std::time::Instant::now();
+    let mut entries = 0u64;
+    for name in db.tree_names() {
+        for item in db.open_tree(&name)?.iter() {
+            item?;
+            entries += 1;
+        }
+    }
+    tracing::debug!(entries, ms = started.elapsed().as_millis() as u64, "read-model store verified");
+    Ok(())
 }
 
 fn is_lock_error(e: &sled::Error) -> bool {
