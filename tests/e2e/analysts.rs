@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{Server, BIN};
+use crate::support::{wait_live, Server, BIN};
 
 /// A small, varied history: customers, calls, cases.
 fn history(n: usize) -> Vec<Value> {
@@ -52,20 +52,6 @@ fn digests(args: &[&str]) -> String {
     let (ok, stdout, stderr) = run(args);
     assert!(ok, "{args:?}: {stderr}");
     stdout
-}
-
-async fn wait_live(server: &Server, name: &str) {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let ps: Value = client.get(server.url("/v1/projections")).send().await.unwrap().json().await.unwrap();
-        let p = ps.as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
-        if p["status"] == "live" && p["lag"] == 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{name} did not become live: {p}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

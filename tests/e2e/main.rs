@@ -3,8 +3,14 @@
 //! Run with `cargo test -p crm-ledger --test e2e`.
 
 mod support;
+mod verify;
 
+mod analysts;
+mod auth;
 mod bad_input;
+mod corruption;
 mod crash;
+mod kafka;
+mod disk_full;
 mod publish_and_query;
 mod shutdown_and_limits;

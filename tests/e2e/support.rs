@@ -113,3 +113,18 @@ pub fn note(id: &str, case: &str) -> serde_json::Value {
         "source": "e2e", "case_id": case, "data": {"text": format!("note {id}")}
     })
 }
+
+/// Waits until projection `name` is live and has applied the whole log.
+pub async fn wait_live(server: &Server, name: &str) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let ps: serde_json::Value = client.get(server.url("/v1/projections")).send().await.unwrap().json().await.unwrap();
+        let p = ps.as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
+        if p["status"] == "live" && p["lag"] == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} did not catch up: {p}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

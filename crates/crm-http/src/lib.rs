@@ -26,6 +26,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+pub mod auth;
 pub mod consistency;
 pub mod error;
 pub mod openapi;
@@ -65,6 +66,12 @@ pub struct Inner {
     pub metrics: Option<PrometheusHandle>,
     /// The clock queries use for "now" (expiry, overdue callbacks, SLA).
     pub clock: fn() -> DateTime<Utc>,
+    /// The running projectors, for online rebuilds (`None` when read-only).
+    pub projector: Option<Arc<crm_projector::Projector>>,
+    /// Whether this process takes publishes (`--role ingest|all`).
+    pub publishes: bool,
+    /// Whether this process answers query routes (`--role query|all`).
+    pub queries: bool,
 }
 
 /// Shared state of the router.
@@ -92,7 +99,28 @@ impl AppState {
             limits,
             metrics,
             clock: Utc::now,
+            projector: None,
+            publishes: true,
+            queries: true,
         }))
+    }
+
+    /// Which parts of the API this process serves (`serve --role`): a
+    /// process that does not publish answers publish with 404 `not_served`,
+    /// one that does not query answers the query routes so.
+    pub fn with_roles(mut self, publishes: bool, queries: bool) -> Self {
+        let inner = Arc::get_mut(&mut self.0).expect("set the roles before sharing the state");
+        inner.publishes = publishes;
+        inner.queries = queries;
+        self
+    }
+
+    /// Lets `POST /v1/projections/{name}/rebuild` reach the projectors.
+    pub fn with_projector(mut self, projector: Arc<crm_projector::Projector>) -> Self {
+        Arc::get_mut(&mut self.0)
+            .expect("set the projector before sharing the state")
+            .projector = Some(projector);
+        self
     }
 
     /// The handle of a projection this server runs.
@@ -109,12 +137,20 @@ async fn not_found() -> impl IntoResponse {
     )
 }
 
-/// The whole API.
+/// The whole API, without authentication or rate limits (tests; a
+/// loopback-only server uses [`router_with`] and [`auth::Security::open`]).
 pub fn router(state: AppState) -> Router {
+    router_with(state, auth::Security::open())
+}
+
+/// The whole API behind [`auth`]: API keys and roles, rate limits. They run
+/// before routing, so 401/403/429 never depend on whether an id exists.
+pub fn router_with(state: AppState, security: auth::Security) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/v1/events", post(publish::publish))
         .route("/v1/projections", get(ops::projections))
+        .route("/v1/projections/{name}/rebuild", post(ops::rebuild))
         .route("/v1/dead-letters", get(ops::dead_letters))
         .merge(queries::routes())
         .route("/healthz", get(ops::healthz))
@@ -123,12 +159,16 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(not_found)
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(security),
+            auth::middleware,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             error::ApiError::internal("the server failed to answer this request").into_response()
         }))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id, key = tracing::field::Empty)
         }))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))

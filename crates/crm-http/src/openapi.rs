@@ -10,6 +10,7 @@ use utoipa::OpenApi;
     paths(
         crate::publish::publish,
         crate::ops::projections,
+        crate::ops::rebuild,
         crate::ops::dead_letters,
         crate::ops::healthz,
         crate::ops::readyz,

@@ -186,6 +186,27 @@ pub async fn dead_letters(
     }))
 }
 
+#[utoipa::path(post, path = "/v1/projections/{name}/rebuild", tag = "operations",
+    params(("name" = String, Path, description = "customers, cases or campaigns")),
+    responses((status = 202, description = "Rebuilding beside the live copy; GET /v1/projections shows progress"),
+              (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn rebuild(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let Some(projector) = &state.projector else {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "read_only", "this server runs no projectors: nothing to rebuild"));
+    };
+    match projector.rebuild(&name) {
+        Ok(()) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"name": name, "status": "rebuilding", "progress": "/v1/projections"})),
+        )),
+        Err(e @ crm_projector::RebuildError::Unknown(_)) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())),
+        Err(e @ crm_projector::RebuildError::AlreadyRebuilding(_)) => Err(ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())),
+    }
+}
+
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up")))]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))

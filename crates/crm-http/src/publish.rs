@@ -187,6 +187,13 @@ pub async fn publish(
     body: Body,
 ) -> Result<Json<PublishResponse>, ApiError> {
     let started = std::time::Instant::now();
+    if !state.publishes {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_served",
+            "this process does not take publishes (see --role): send events to an ingest process",
+        ));
+    }
     let Some(log) = state.log.clone() else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

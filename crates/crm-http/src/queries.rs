@@ -46,6 +46,13 @@ async fn prepare<'a>(
     let mut allowed: Vec<&str> = own.to_vec();
     allowed.extend(consistency::PARAMS);
     let p = Params::new(q, &allowed)?;
+    if !state.queries {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_served",
+            "this process does not answer queries (see --role): ask a query process",
+        ));
+    }
     let h = state.handle(projection).cloned().ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,

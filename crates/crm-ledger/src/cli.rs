@@ -46,8 +46,12 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print the JSON Schemas, or check that a directory holds exactly them.
     Schemas(SchemasArgs),
+    /// Make or hash API keys for `serve --api-keys FILE`.
+    Keys(crate::keys::KeysArgs),
     /// Print `NAME DIGEST` per read model of a data dir as it is (server stopped).
     Digest(DigestArgs),
+    /// Load figures: ingest, queries, memory, rebuild (docs/performance.md).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,6 +80,9 @@ pub struct LogArgs {
     /// Kafka topic (with --log kafka).
     #[arg(long, env = "CRM_LEDGER_TOPIC", default_value = "crm.events")]
     pub topic: String,
+    /// Partitions of the Kafka topic when it is created (with --log kafka).
+    #[arg(long, env = "CRM_LEDGER_PARTITIONS", default_value_t = 3)]
+    pub partitions: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -123,6 +130,26 @@ pub struct ServeArgs {
     /// sled cache for the read models, in MiB.
     #[arg(long, env = "CRM_LEDGER_STORE_CACHE_MB", default_value_t = 256)]
     pub store_cache_mb: u64,
+    /// API keys file: lines `ROLE HASH [NAME]` (ROLE publisher, reader or
+    /// admin; HASH the hex BLAKE3 of the key, see `crm-ledger keys`). Keys can
+    /// also come from CRM_LEDGER_API_KEYS=role:key,role:key (hashed at load).
+    /// Without any key, authentication is off and serve listens on loopback
+    /// addresses only.
+    #[arg(long, env = "CRM_LEDGER_API_KEYS_FILE")]
+    pub api_keys: Option<PathBuf>,
+    /// Requests per second allowed per API key (per client address when
+    /// authentication is off); 0 turns the limit off. Past it: 429 with
+    /// Retry-After.
+    #[arg(long, env = "CRM_LEDGER_RATE_LIMIT", default_value_t = 0.0)]
+    pub rate_limit: f64,
+    /// Requests a key may send at once above the rate (the bucket size).
+    #[arg(long, env = "CRM_LEDGER_RATE_BURST", default_value_t = 100.0)]
+    pub rate_burst: f64,
+    /// Publish answers 507 while the data dir's disk has less free space than
+    /// this (MiB), keeping room for the read models and the id index; 0 writes
+    /// until the disk is full.
+    #[arg(long, env = "CRM_LEDGER_LOG_MIN_FREE_MB", default_value_t = 64)]
+    pub log_min_free_mb: u64,
 }
 
 #[derive(Debug, Args)]

@@ -7,8 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+pub mod bench;
 pub mod cli;
 pub mod demo;
+pub mod keys;
+pub mod logs;
 pub mod projections;
 pub mod publish;
 pub mod rebuild;
@@ -40,7 +43,9 @@ pub async fn run(command: cli::Command) -> Result<ExitCode> {
         cli::Command::Replay(a) => replay::replay(a).await,
         cli::Command::Rebuild(a) => rebuild::rebuild(a).await,
         cli::Command::Digest(a) => rebuild::digest(a),
+        cli::Command::Bench(a) => bench::bench(a).await,
         cli::Command::Demo(a) => demo::demo(a),
+        cli::Command::Keys(a) => keys::keys(a),
         cli::Command::Schemas(a) => schemas::schemas(a),
     }
 }

@@ -46,7 +46,7 @@ struct StreamOf<'a> {
 }
 
 /// The lane of a line: by its stream, so a stream's events stay in order.
-fn lane_of(line: &str, lanes: usize) -> usize {
+pub(crate) fn lane_of(line: &str, lanes: usize) -> usize {
     let Ok(s) = serde_json::from_str::<StreamOf<'_>>(line) else {
         return 0;
     };

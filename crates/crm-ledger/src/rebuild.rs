@@ -65,7 +65,12 @@ pub async fn rebuild_into(
         ProgressBar::hidden()
     };
     let started = Instant::now();
-    let config = RunnerConfig { batch_max: 5000, filter, ..RunnerConfig::default() };
+    let config = RunnerConfig {
+        batch_max: 5000,
+        filter,
+        dedup_event_ids: !log.deduplicates(),
+        ..RunnerConfig::default()
+    };
     let mut tasks = Vec::new();
     for p in projections.iter().cloned() {
         let (mut runner, _handle) = Runner::new(&store, p.name(), p, log.clone(), config.clone())?;
@@ -99,11 +104,12 @@ pub async fn rebuild(args: RebuildArgs) -> Result<ExitCode> {
     let as_of = crate::time::parse_opt("as-of", args.as_of.as_deref())?;
     let known_at = crate::time::parse_opt("known-at", args.known_at.as_deref())?;
     let projections = selected(args.projection.as_deref())?;
-    if args.log.backend == LogBackend::Kafka {
-        bail!("rebuild from Kafka is not available in this build yet; use the embedded data dir");
-    }
     let data_dir = &args.log.data_dir;
-    if !data_dir.join("log").join("segments").is_dir() {
+    let kafka = args.log.backend == LogBackend::Kafka;
+    if kafka && args.out.is_none() {
+        bail!("rebuild from Kafka needs --out DIR (a serving process keeps its own read models)");
+    }
+    if !kafka && !data_dir.join("log").join("segments").is_dir() {
         bail!("{} holds no embedded log", data_dir.display());
     }
     let (store_dir, replace): (PathBuf, bool) = match &args.out {
@@ -120,7 +126,7 @@ pub async fn rebuild(args: RebuildArgs) -> Result<ExitCode> {
             (data_dir.join("store.rebuild"), true)
         }
     };
-    let log = crate::serve::open_embedded(data_dir)?;
+    let opened = crate::logs::open(&args.log, || crate::serve::open_embedded(data_dir)).await?;
     if replace {
         // Fails now, before any work, if a server holds the store.
         drop(Store::open(&data_dir.join("store"), 1 << 20).with_context(|| {
@@ -128,10 +134,11 @@ pub async fn rebuild(args: RebuildArgs) -> Result<ExitCode> {
         })?);
         let _ = std::fs::remove_dir_all(&store_dir);
     }
-    let dyn_log: Arc<dyn Log> = log.clone();
     let filter = EventFilter { as_of, known_at };
-    let result = rebuild_into(dyn_log, &store_dir, projections, filter, true).await?;
-    log.close();
+    let result = rebuild_into(opened.log.clone(), &store_dir, projections, filter, true).await?;
+    if let Some(log) = opened.embedded {
+        log.close();
+    }
     if replace {
         let live = data_dir.join("store");
         let old = data_dir.join("store.old");

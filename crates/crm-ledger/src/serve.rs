@@ -13,10 +13,10 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use crm_http::{AppState, Limits};
 use crm_log::embedded::{EmbeddedConfig, EmbeddedLog};
-use crm_log::{Log, LogError};
+use crm_log::LogError;
 use crm_projector::{Handle, Projector, RunnerConfig, Store};
 
-use crate::cli::{LogBackend, ServeArgs};
+use crate::cli::{LogBackend, Role, ServeArgs};
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
@@ -44,12 +44,16 @@ pub async fn shutdown_signal() {
 /// Opens the embedded log of a data dir, with a clear error when another
 /// process holds it.
 pub fn open_embedded(data_dir: &std::path::Path) -> Result<Arc<EmbeddedLog>> {
-    match EmbeddedLog::open(EmbeddedConfig::new(data_dir.join("log"))) {
+    open_embedded_with(EmbeddedConfig::new(data_dir.join("log")))
+}
+
+/// [`open_embedded`] with settings.
+pub fn open_embedded_with(config: EmbeddedConfig) -> Result<Arc<EmbeddedLog>> {
+    let log_dir = config.dir.clone();
+    match EmbeddedLog::open(config) {
         Ok(log) => Ok(Arc::new(log)),
         Err(LogError::Locked(m)) => bail!("{m} (stop it first, or use another --data-dir)"),
-        Err(e) => {
-            Err(e).with_context(|| format!("opening the log in {}", data_dir.join("log").display()))
-        }
+        Err(e) => Err(e).with_context(|| format!("opening the log in {}", log_dir.display())),
     }
 }
 
@@ -71,9 +75,10 @@ fn open_store(data_dir: &std::path::Path, cache_mb: u64) -> Result<Store> {
 
 pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let started = Instant::now();
-    if args.log.backend == LogBackend::Kafka {
-        bail!("--log kafka is not available in this build yet; use the embedded log");
+    if args.read_only && args.log.backend == LogBackend::Kafka {
+        bail!("--read-only serves the read models of a data dir without a log: leave out --log kafka");
     }
+    let security = crate::keys::security(&args)?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
@@ -100,17 +105,32 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
             store,
         )
     } else {
-        let log = open_embedded(data_dir)?;
+        let mut log_config = EmbeddedConfig::new(data_dir.join("log"));
+        log_config.min_free_bytes = args.log_min_free_mb * 1024 * 1024;
+        let opened = crate::logs::open(&args.log, || open_embedded_with(log_config)).await?;
         let store = open_store(data_dir, args.store_cache_mb)?;
-        let dyn_log: Arc<dyn Log> = log.clone();
-        let projector = Projector::start(
-            &store,
-            dyn_log.clone(),
-            projections,
-            RunnerConfig::default(),
-        )?;
-        let state = AppState::new(Some(dyn_log), projector.handles.clone(), limits, metrics);
-        (state, Some(projector), Some(log), store)
+        let dyn_log = opened.log.clone();
+        // Roles: ingest takes publishes only; project runs the projectors
+        // (and the operations routes); query runs the projectors and answers
+        // queries; all does everything.
+        let (publishes, projects, queries) = match args.role {
+            Role::Ingest => (true, false, false),
+            Role::Project => (false, true, false),
+            Role::Query => (false, true, true),
+            Role::All => (true, true, true),
+        };
+        let config = RunnerConfig {
+            // Kafka cannot refuse a re-published event_id: the projections
+            // skip an event_id they have applied already.
+            dedup_event_ids: !dyn_log.deduplicates(),
+            ..RunnerConfig::default()
+        };
+        let projections = if projects { projections } else { Vec::new() };
+        let projector = Arc::new(Projector::start(&store, dyn_log.clone(), projections, config)?);
+        let state = AppState::new(Some(dyn_log), projector.handles.clone(), limits, metrics)
+            .with_projector(projector.clone())
+            .with_roles(publishes, queries);
+        (state, Some(projector), opened.embedded, store)
     };
 
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -123,7 +143,9 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
         ready_ms = started.elapsed().as_millis() as u64,
         "crm-ledger ready"
     );
-    axum::serve(listener, crm_http::router(state))
+    let app = crm_http::router_with(state, security)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;

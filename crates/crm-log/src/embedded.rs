@@ -70,6 +70,11 @@ pub struct EmbeddedConfig {
     pub max_group_events: usize,
     /// Cache of the id index, in bytes.
     pub index_cache_bytes: u64,
+    /// Appends are refused (`LogError::Full`, 507) while the log's file
+    /// system has less free space than this, so that the read models and
+    /// the id index, on the same disk, never run out of space for what was
+    /// already accepted. 0: write until the disk itself is full.
+    pub min_free_bytes: u64,
 }
 
 impl EmbeddedConfig {
@@ -79,6 +84,7 @@ impl EmbeddedConfig {
             segment_bytes: 256 * 1024 * 1024,
             max_group_events: 100_000,
             index_cache_bytes: 64 * 1024 * 1024,
+            min_free_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -234,12 +240,29 @@ fn zeros_from(path: &Path, from: u64) -> io::Result<bool> {
     }
 }
 
+/// Whether the record at `pos` claims to run to (or past) `file_len`, or
+/// only zeros follow it: what a write in progress, or torn by a crash, looks
+/// like.
+fn runs_to_the_end(path: &Path, pos: u64, file_len: u64) -> io::Result<bool> {
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(pos))?;
+    let mut len = [0u8; 4];
+    let claimed_end = match f.read_exact(&mut len) {
+        Ok(()) => pos + RECORD_HEADER as u64 + u64::from(u32::from_le_bytes(len)),
+        Err(_) => file_len,
+    };
+    Ok(claimed_end >= file_len || zeros_from(path, pos)?)
+}
+
 /// Scans one segment; returns its committed length and record count. For
 /// the last segment a torn tail is cut off; elsewhere damage is an error.
+/// Records below `acknowledged` (what the id index says was committed) are
+/// never a torn tail: damage there is an error even at the end of the log.
 fn verify_segment(
     seg_path: &Path,
     expected_base: u64,
     is_last: bool,
+    acknowledged: u64,
     mut on_record: impl FnMut(u64, &[u8]) -> Result<(), LogError>,
 ) -> Result<(u64, u64), LogError> {
     let file = File::open(seg_path)?;
@@ -290,21 +313,17 @@ fn verify_segment(
             }
             ReadOutcome::Bad(why) => {
                 // A torn tail: the bad record is the last thing in the file
-                // (or only zeros follow). Anything else is corruption.
-                let torn = is_last && {
-                    let claimed_end = {
-                        let mut f = File::open(seg_path)?;
-                        f.seek(SeekFrom::Start(pos))?;
-                        let mut len = [0u8; 4];
-                        match f.read_exact(&mut len) {
-                            Ok(()) => {
-                                pos + RECORD_HEADER as u64 + u64::from(u32::from_le_bytes(len))
-                            }
-                            Err(_) => file_len,
-                        }
-                    };
-                    claimed_end >= file_len || zeros_from(seg_path, pos)?
-                };
+                // (or only zeros follow), and was never acknowledged.
+                // Anything else is corruption.
+                let offset = base + count;
+                if is_last && offset < acknowledged {
+                    return Err(corrupt(
+                        seg_path,
+                        pos,
+                        format!("{why}; record {offset} had been acknowledged (the id index covers it), so this is damage, not a write torn by a crash"),
+                    ));
+                }
+                let torn = is_last && runs_to_the_end(seg_path, pos, file_len)?;
                 if !torn {
                     return Err(corrupt(seg_path, pos, why));
                 }
@@ -339,6 +358,76 @@ fn parse_index_value(v: &[u8]) -> Option<([u8; 32], u64)> {
     let mut h = [0u8; 32];
     h.copy_from_slice(&v[..32]);
     Some((h, u64::from_le_bytes(v[32..].try_into().ok()?)))
+}
+
+/// Opens the id index and reads all of it (sled checks each page's CRC as
+/// it reads it, so damage shows here and not as failing appends later);
+/// returns it with the offset it covers.
+fn open_index(path: &Path, cache_bytes: u64) -> Result<(sled::Db, sled::Tree, u64), sled::Error> {
+    let db = sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_bytes)
+        .open()?;
+    let index = db.open_tree("ids")?;
+    for item in index.iter() {
+        item?;
+    }
+    let covered = index
+        .get(INDEX_NEXT_KEY)?
+        .and_then(|v| v.as_ref().try_into().ok().map(u64::from_le_bytes))
+        .unwrap_or(0);
+    Ok((db, index, covered))
+}
+
+/// Brings the id index up to `next_offset` from the segments (or rebuilds
+/// it when it is ahead of them).
+fn catch_up_index(
+    index: &sled::Tree,
+    segments: &[Segment],
+    next_offset: u64,
+    mut covered: u64,
+) -> Result<(), LogError> {
+    if covered > next_offset {
+        tracing::warn!(
+            covered,
+            next_offset,
+            "id index is ahead of the log: rebuilding it"
+        );
+        index.clear().map_err(sled_err)?;
+        covered = 0;
+    }
+    if covered < next_offset {
+        let mut batch = sled::Batch::default();
+        let mut n = 0u64;
+        for seg in segments {
+            let seg_end = segments
+                .iter()
+                .find(|s| s.base > seg.base)
+                .map_or(next_offset, |s| s.base);
+            if seg_end <= covered {
+                continue;
+            }
+            verify_segment(&seg.path, seg.base, false, 0, |offset, body| {
+                if offset >= covered {
+                    let b = decode_record_body(body).map_err(|e| corrupt(&seg.path, 0, e))?;
+                    batch.insert(
+                        b.event_id.as_bytes(),
+                        &index_value(&b.content_hash, offset)[..],
+                    );
+                    n += 1;
+                    if n.is_multiple_of(100_000) {
+                        let full = std::mem::take(&mut batch);
+                        index.apply_batch(full).map_err(sled_err)?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        batch.insert(INDEX_NEXT_KEY, &next_offset.to_le_bytes());
+        index.apply_batch(batch).map_err(sled_err)?;
+        tracing::info!(events = n, "id index caught up from the log");
+    }
+    Ok(())
 }
 
 fn sled_err(e: sled::Error) -> LogError {
@@ -376,6 +465,18 @@ impl EmbeddedLog {
         }
         bases.sort_unstable();
 
+        // The id index (derived; brought up to date from the segments
+        // below). Read first: what it covers was acknowledged, so damage
+        // there is never taken for a torn tail.
+        let (index_db, index, covered) =
+            match open_index(&dir.join("ids"), config.index_cache_bytes) {
+                Ok(opened) => opened,
+                Err(e) => {
+                    tracing::warn!(error = %e, "id index unreadable: rebuilding it from the log");
+                    let _ = fs::remove_dir_all(dir.join("ids"));
+                    open_index(&dir.join("ids"), config.index_cache_bytes).map_err(sled_err)?
+                }
+            };
         let mut segments = Vec::new();
         let mut next_offset = 0u64;
         if bases.is_empty() {
@@ -399,72 +500,13 @@ impl EmbeddedLog {
                     ));
                 }
                 let (len, count) =
-                    verify_segment(&path, base, i + 1 == bases.len(), |_, _| Ok(()))?;
+                    verify_segment(&path, base, i + 1 == bases.len(), covered, |_, _| Ok(()))?;
                 next_offset = base + count;
                 segments.push(Segment { base, path, len });
             }
         }
 
-        // The id index, brought up to date from the segments.
-        let index_db = sled::Config::new()
-            .path(dir.join("ids"))
-            .cache_capacity(config.index_cache_bytes)
-            .open()
-            .or_else(|e| {
-                tracing::warn!(error = %e, "id index unreadable: rebuilding it from the log");
-                let _ = fs::remove_dir_all(dir.join("ids"));
-                sled::Config::new()
-                    .path(dir.join("ids"))
-                    .cache_capacity(config.index_cache_bytes)
-                    .open()
-            })
-            .map_err(sled_err)?;
-        let index = index_db.open_tree("ids").map_err(sled_err)?;
-        let mut covered = index
-            .get(INDEX_NEXT_KEY)
-            .map_err(sled_err)?
-            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_le_bytes))
-            .unwrap_or(0);
-        if covered > next_offset {
-            tracing::warn!(
-                covered,
-                next_offset,
-                "id index is ahead of the log: rebuilding it"
-            );
-            index.clear().map_err(sled_err)?;
-            covered = 0;
-        }
-        if covered < next_offset {
-            let mut batch = sled::Batch::default();
-            let mut n = 0u64;
-            for seg in &segments {
-                let seg_end = segments
-                    .iter()
-                    .find(|s| s.base > seg.base)
-                    .map_or(next_offset, |s| s.base);
-                if seg_end <= covered {
-                    continue;
-                }
-                verify_segment(&seg.path, seg.base, false, |offset, body| {
-                    if offset >= covered {
-                        let b = decode_record_body(body).map_err(|e| corrupt(&seg.path, 0, e))?;
-                        batch.insert(
-                            b.event_id.as_bytes(),
-                            &index_value(&b.content_hash, offset)[..],
-                        );
-                        n += 1;
-                        if n.is_multiple_of(100_000) {
-                            let full = std::mem::take(&mut batch);
-                            index.apply_batch(full).map_err(sled_err)?;
-                        }
-                    }
-                    Ok(())
-                })?;
-            }
-            batch.insert(INDEX_NEXT_KEY, &next_offset.to_le_bytes());
-            index.apply_batch(batch).map_err(sled_err)?;
-            tracing::info!(events = n, "id index caught up from the log");
-        }
+        catch_up_index(&index, &segments, next_offset, covered)?;
 
         let last = segments.last().expect("at least one segment").clone();
         let mut file = OpenOptions::new().read(true).write(true).open(&last.path)?;
@@ -479,8 +521,10 @@ impl EmbeddedLog {
             segments,
             file,
             next_offset,
-            index,
-            index_db,
+            index: Some((index_db, index)),
+            index_dir: dir.join("ids"),
+            index_cache_bytes: config.index_cache_bytes,
+            min_free_bytes: config.min_free_bytes,
             head: head_tx,
             segment_bytes: config.segment_bytes,
             max_group_events: config.max_group_events,
@@ -528,8 +572,13 @@ struct Writer {
     segments: Vec<Segment>,
     file: File,
     next_offset: u64,
-    index: sled::Tree,
-    index_db: sled::Db,
+    /// The id index; `None` after it failed (sled refuses every operation
+    /// after an I/O error, e.g. a full disk): reopened and caught up from the
+    /// segments before the next write.
+    index: Option<(sled::Db, sled::Tree)>,
+    index_dir: PathBuf,
+    index_cache_bytes: u64,
+    min_free_bytes: u64,
     head: watch::Sender<Head>,
     segment_bytes: u64,
     max_group_events: usize,
@@ -572,9 +621,59 @@ impl Writer {
                 }
             }
         }
-        if let Err(e) = self.index_db.flush() {
-            tracing::warn!(error = %e, "flushing the id index at shutdown failed (it is rebuilt from the log)");
+        if let Some((db, _)) = &self.index {
+            if let Err(e) = db.flush() {
+                tracing::warn!(error = %e, "flushing the id index at shutdown failed (it is rebuilt from the log)");
+            }
         }
+    }
+
+    /// Refuses to write while the disk has less free space than configured.
+    fn check_free_space(&self) -> Result<(), LogError> {
+        if self.min_free_bytes == 0 {
+            return Ok(());
+        }
+        match fs4::available_space(&self.dir) {
+            Ok(free) if free < self.min_free_bytes => Err(LogError::Full(format!(
+                "{free} bytes free on the log's disk, less than the {} kept free for the read models and the id index; publishing resumes by itself once space is freed",
+                self.min_free_bytes
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The id index, reopened and caught up from the segments if it failed.
+    fn index(&mut self) -> Result<sled::Tree, LogError> {
+        if let Some((_, tree)) = &self.index {
+            return Ok(tree.clone());
+        }
+        let reopened = open_index(&self.index_dir, self.index_cache_bytes).or_else(|e| {
+            if matches!(&e, sled::Error::Io(io) if is_disk_full(io)) {
+                return Err(e);
+            }
+            tracing::warn!(error = %e, "id index unreadable: rebuilding it from the log");
+            let _ = fs::remove_dir_all(&self.index_dir);
+            open_index(&self.index_dir, self.index_cache_bytes)
+        });
+        let (db, tree, covered) = match reopened {
+            Ok(opened) => opened,
+            Err(sled::Error::Io(e)) if is_disk_full(&e) => {
+                return Err(LogError::Full(format!(
+                    "the id index cannot be reopened: {e}"
+                )))
+            }
+            Err(e) => return Err(sled_err(e)),
+        };
+        catch_up_index(&tree, &self.segments, self.next_offset, covered)?;
+        tracing::info!("id index reopened and caught up with the log");
+        self.index = Some((db, tree.clone()));
+        Ok(tree)
+    }
+
+    /// Drops the id index after a failure; the next write reopens it.
+    fn index_failed(&mut self, e: &sled::Error) {
+        tracing::error!(error = %e, "id index failed: it is reopened and caught up from the log before the next write");
+        self.index = None;
     }
 
     /// Writes one group: dedup, one write, one fdatasync, index, publish.
@@ -582,6 +681,8 @@ impl Writer {
         if let Some(why) = &self.broken {
             return Err(LogError::Unavailable(why.clone()));
         }
+        self.check_free_space()?;
+        let index = self.index()?;
         let start_offset = self.next_offset;
         let mut offset = start_offset;
         let mut pending: HashMap<&str, ([u8; 32], u64)> = HashMap::new();
@@ -593,11 +694,13 @@ impl Writer {
             for a in &req.batch {
                 let existing = match pending.get(a.event_id.as_str()) {
                     Some(v) => Some(*v),
-                    None => self
-                        .index
-                        .get(a.event_id.as_bytes())
-                        .map_err(sled_err)?
-                        .and_then(|v| parse_index_value(&v)),
+                    None => match index.get(a.event_id.as_bytes()) {
+                        Ok(v) => v.and_then(|v| parse_index_value(&v)),
+                        Err(e) => {
+                            self.index_failed(&e);
+                            return Err(sled_err(e));
+                        }
+                    },
                 };
                 let outcome = match existing {
                     Some((hash, at)) => {
@@ -657,10 +760,11 @@ impl Writer {
             batch.insert(id.as_bytes(), &index_value(hash, *at)[..]);
         }
         batch.insert(INDEX_NEXT_KEY, &offset.to_le_bytes());
-        if let Err(e) = self.index.apply_batch(batch) {
-            // The records are durable and will be indexed at the next open;
-            // until then duplicates could not be recognised, so stop writing.
-            self.broken = Some(format!("id index failed ({e}); restart to recover"));
+        if let Err(e) = index.apply_batch(batch) {
+            // The records are durable (and acknowledged); the index is
+            // reopened and caught up from the segments before the next
+            // write, so duplicates are still recognised.
+            self.index_failed(&e);
         }
         self.next_offset = offset;
         self.segments.last_mut().expect("segment").len = committed_len + buf.len() as u64;
@@ -908,8 +1012,10 @@ pub fn scan_dir(
             match read_record(&mut r, len - pos)? {
                 ReadOutcome::End => break,
                 ReadOutcome::Bad(why) => {
-                    if i + 1 == bases.len() {
-                        // The tail may be mid-write by a running server.
+                    // The tail may be mid-write by a running server: a
+                    // record running to the end of the file, or zeros.
+                    // A bad record with whole records after it is damage.
+                    if i + 1 == bases.len() && runs_to_the_end(&path, pos, len)? {
                         return Ok(read);
                     }
                     return Err(corrupt(&path, pos, why));

@@ -1,0 +1,1357 @@
+//! `crm-ledger bench`: the end-to-end load figures of `docs/performance.md`.
+//!
+//! Each mode starts `crm-ledger serve` as a child process (this same binary)
+//! on a fresh data directory and a free loopback port, publishes demo events
+//! (the `crm-ledger demo` history, cached once as NDJSON) through
+//! `POST /v1/events`, and prints what it measured:
+//!
+//! * events/s, and the publish latency of each request (p50, p99, max);
+//! * the server's resident memory, read from `/proc/PID/status`;
+//! * the projection lag: how long ago the oldest acknowledged event that the
+//!   read models do not show yet was acknowledged (sampled every 100 ms),
+//!   and how long they take to catch up after the last publish;
+//! * the **floor**, measured in the same run on the same events: parsing and
+//!   type-checking them with `serde_json` alone (into the typed `Event`, no
+//!   JSON Schema, no normalisation, no I/O) on one thread. Every rate is
+//!   also printed as a fraction of it.
+//!
+//! Publishers are modelled like `crm-ledger publish`: events go to `--clients`
+//! lanes by stream (a stream's events stay in order), each lane sends batches
+//! of `--batch` events. Without `--rate` each lane sends its next batch when
+//! the previous one is answered (closed loop: the most the server takes);
+//! with `--rate` requests start on a fixed schedule whatever the answers
+//! (open loop), and latency counts from the scheduled start. Every load is
+//! bounded in events and time, and uses loopback only.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+use crm_events::{Event, Validator};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+/// `crm-ledger bench MODE`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub mode: BenchMode,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchMode {
+    /// Durable ingest through POST /v1/events: events/s, latency, RSS, lag.
+    Ingest(IngestArgs),
+    /// GET /v1/customers/{id} and /v1/lookup at a fixed rate while ingest runs,
+    /// on a store of --store-events events.
+    Query(QueryArgs),
+    /// Server RSS while ingesting --events events, at every --every events.
+    Memory(MemoryArgs),
+    /// Offline rebuild of all read models from a data dir's log (events/s).
+    Rebuild(RebuildBenchArgs),
+    /// The floor alone: the events parsed by serde_json, and validated.
+    Floor(FloorArgs),
+}
+
+/// The events to publish.
+#[derive(Debug, Clone, Args)]
+pub struct Source {
+    /// Customers of the demo history the events come from.
+    #[arg(long, default_value_t = 200_000)]
+    pub customers: usize,
+    /// Days of the demo history.
+    #[arg(long, default_value_t = 60)]
+    pub days: u32,
+    /// Seed of the demo history.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// NDJSON file of events to publish; made from the demo history when
+    /// missing (default: a cache file in the system's temporary directory).
+    #[arg(long)]
+    pub events_file: Option<PathBuf>,
+}
+
+/// The server under test.
+#[derive(Debug, Clone, Args)]
+pub struct ServerOpts {
+    /// The server's data directory (default: a fresh temporary one, removed
+    /// at the end unless --keep).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Keep the data directory at the end.
+    #[arg(long)]
+    pub keep: bool,
+    /// More arguments for `crm-ledger serve`, space-separated, e.g.
+    /// "--log kafka --brokers 127.0.0.1:9092".
+    #[arg(long, allow_hyphen_values = true)]
+    pub server_args: Option<String>,
+}
+
+/// How events are published.
+#[derive(Debug, Clone, Args)]
+pub struct Load {
+    /// Concurrent publishers (lanes by stream).
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Events per request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub source: Source,
+    #[command(flatten)]
+    pub server: ServerOpts,
+    #[command(flatten)]
+    pub load: Load,
+    /// Events to publish.
+    #[arg(long, default_value_t = 300_000)]
+    pub events: u64,
+    /// Open loop at this many events/s (0: closed loop, as fast as answered).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub source: Source,
+    #[command(flatten)]
+    pub server: ServerOpts,
+    #[command(flatten)]
+    pub load: Load,
+    /// Events in the store before the query load (the first events of the
+    /// source). A --data-dir whose log already holds them is reused.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub store_events: u64,
+    /// Query requests per second (half customer views, half lookups).
+    #[arg(long, default_value_t = 5000.0)]
+    pub qps: f64,
+    /// Length of the query load.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Ingest rate during the query load, events/s (open loop; 0: none).
+    #[arg(long, default_value_t = 10_000.0)]
+    pub ingest_rate: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct MemoryArgs {
+    #[command(flatten)]
+    pub source: Source,
+    #[command(flatten)]
+    pub server: ServerOpts,
+    #[command(flatten)]
+    pub load: Load,
+    /// Events to publish.
+    #[arg(long, default_value_t = 5_000_000)]
+    pub events: u64,
+    /// Print the RSS every this many events.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub every: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RebuildBenchArgs {
+    /// A data directory with an embedded log (e.g. from `bench ingest --keep
+    /// --data-dir DIR`); no server may be running on it.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct FloorArgs {
+    #[command(flatten)]
+    pub source: Source,
+    /// Events to measure.
+    #[arg(long, default_value_t = 200_000)]
+    pub events: u64,
+}
+
+pub async fn bench(args: BenchArgs) -> Result<ExitCode> {
+    print_machine();
+    match args.mode {
+        BenchMode::Ingest(a) => ingest(a).await,
+        BenchMode::Query(a) => query(a).await,
+        BenchMode::Memory(a) => memory(a).await,
+        BenchMode::Rebuild(a) => rebuild(a).await,
+        BenchMode::Floor(a) => {
+            let file = events_file(&a.source, a.events)?;
+            let lines = read_lines(&file, 0, a.events)?;
+            let floor = Floor::measure(&lines);
+            floor.print();
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+// ------------------------------------------------------------------ machine
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn print_machine() {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "?".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "machine: {cores} cores ({cpu}), load average {}",
+        load_average()
+    );
+}
+
+// ------------------------------------------------------------------ events
+
+fn events_file(source: &Source, needed: u64) -> Result<PathBuf> {
+    let path = match &source.events_file {
+        Some(p) => p.clone(),
+        None => std::env::temp_dir().join("crm-ledger-bench").join(format!(
+            "demo-{}-{}-{}.ndjson",
+            source.customers, source.days, source.seed
+        )),
+    };
+    if !path.exists() {
+        if source.events_file.is_some() {
+            bail!("{} does not exist", path.display());
+        }
+        std::fs::create_dir_all(path.parent().expect("a parent"))?;
+        let tmp = path.with_extension("tmp");
+        eprintln!(
+            "generating the demo history ({} customers, {} days, seed {}) into {}",
+            source.customers,
+            source.days,
+            source.seed,
+            path.display()
+        );
+        let started = Instant::now();
+        let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        let mut failed = None;
+        let config = crm_demo::DemoConfig::new(source.customers, source.days, source.seed);
+        let summary = crm_demo::generate(&config, |v| {
+            if failed.is_none() {
+                let r = serde_json::to_writer(&mut out, &v)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| out.write_all(b"\n"));
+                if let Err(e) = r {
+                    failed = Some(e);
+                }
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e).context("writing the demo history");
+        }
+        out.flush()?;
+        drop(out);
+        std::fs::rename(&tmp, &path)?;
+        eprintln!(
+            "{} events generated in {:.1} s",
+            summary.events,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let have = count_lines(&path)?;
+    if have < needed {
+        bail!(
+            "{} holds {have} events, {needed} are needed: raise --customers or --days",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn count_lines(path: &Path) -> Result<u64> {
+    let count_file = path.with_extension("count");
+    let modified = std::fs::metadata(path)?.modified()?;
+    if let Ok(m) = std::fs::metadata(&count_file) {
+        if m.modified()? >= modified {
+            if let Ok(n) = std::fs::read_to_string(&count_file)?.trim().parse() {
+                return Ok(n);
+            }
+        }
+    }
+    let mut r = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    let mut n = 0u64;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if line.iter().any(|b| !b.is_ascii_whitespace()) {
+            n += 1;
+        }
+    }
+    let _ = std::fs::write(&count_file, n.to_string());
+    Ok(n)
+}
+
+/// Lines `skip..skip + count` of an NDJSON file.
+fn read_lines(path: &Path, skip: u64, count: u64) -> Result<Vec<String>> {
+    let r = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    let mut out = Vec::new();
+    for line in r
+        .lines()
+        .filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
+        .skip(skip as usize)
+        .take(count as usize)
+    {
+        out.push(line?);
+    }
+    Ok(out)
+}
+
+/// Reads `count` events from `skip` on a thread and hands them out as
+/// NDJSON bodies of `batch` events, one channel per lane (by stream).
+fn spawn_reader(
+    path: PathBuf,
+    skip: u64,
+    count: u64,
+    lanes: usize,
+    batch: usize,
+    capacity: usize,
+) -> (
+    Vec<mpsc::Receiver<Body>>,
+    std::thread::JoinHandle<Result<u64>>,
+) {
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..lanes).map(|_| mpsc::channel(capacity)).unzip();
+    let handle = std::thread::spawn(move || -> Result<u64> {
+        let mut r = BufReader::with_capacity(1 << 20, std::fs::File::open(&path)?);
+        let mut pending: Vec<Body> = (0..lanes).map(|_| Body::default()).collect();
+        let mut line = Vec::new();
+        let (mut seen, mut sent) = (0u64, 0u64);
+        while sent < count {
+            line.clear();
+            if r.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            if !line.iter().any(|b| !b.is_ascii_whitespace()) {
+                continue;
+            }
+            seen += 1;
+            if seen <= skip {
+                continue;
+            }
+            if line.last() != Some(&b'\n') {
+                line.push(b'\n');
+            }
+            let lane = std::str::from_utf8(&line)
+                .map(|l| crate::publish::lane_of(l, lanes))
+                .unwrap_or(0);
+            let b = &mut pending[lane];
+            b.bytes.extend_from_slice(&line);
+            b.events += 1;
+            sent += 1;
+            if b.events as usize >= batch {
+                let full = std::mem::take(b);
+                if txs[lane].blocking_send(full).is_err() {
+                    return Ok(sent);
+                }
+            }
+        }
+        for (lane, b) in pending.into_iter().enumerate() {
+            if b.events > 0 {
+                let _ = txs[lane].blocking_send(b);
+            }
+        }
+        Ok(sent)
+    });
+    (rxs, handle)
+}
+
+/// One request's NDJSON body.
+#[derive(Default)]
+struct Body {
+    bytes: Vec<u8>,
+    events: u32,
+}
+
+// ------------------------------------------------------------------ floor
+
+/// The floor and the CPU cost of validation, on one thread, no I/O.
+struct Floor {
+    events: usize,
+    bytes: usize,
+    /// serde_json into the typed `Event`: events/s.
+    typed: f64,
+    /// serde_json into a `Value`: events/s.
+    value: f64,
+    /// The ingest validator (schema, typed parse, normalisation): events/s.
+    validate: f64,
+    /// Validation plus what publish computes per event (stream key, content
+    /// hash, canonical JSON): events/s.
+    ingest_cpu: f64,
+}
+
+impl Floor {
+    fn measure(lines: &[String]) -> Floor {
+        let sample = &lines[..lines.len().min(200_000)];
+        let bytes = sample.iter().map(String::len).sum();
+        let rate = |f: &dyn Fn(&str)| {
+            // Best of two passes, to keep a stray pause out.
+            let mut best = f64::MAX;
+            for _ in 0..2 {
+                let started = Instant::now();
+                for l in sample {
+                    f(l);
+                }
+                best = best.min(started.elapsed().as_secs_f64());
+            }
+            sample.len() as f64 / best.max(1e-9)
+        };
+        let typed = rate(&|l| {
+            std::hint::black_box(Event::from_stored_json(l).expect("a valid event"));
+        });
+        let value = rate(&|l| {
+            std::hint::black_box(serde_json::from_str::<serde_json::Value>(l).expect("JSON"));
+        });
+        let validator = Validator::new();
+        let validate = rate(&|l| {
+            std::hint::black_box(validator.validate_json(l.as_bytes()).ok());
+        });
+        let ingest_cpu = rate(&|l| {
+            if let Ok(e) = validator.validate_json(l.as_bytes()) {
+                std::hint::black_box((e.stream_key(), e.content_hash(), e.to_json()));
+            }
+        });
+        Floor {
+            events: sample.len(),
+            bytes,
+            typed,
+            value,
+            validate,
+            ingest_cpu,
+        }
+    }
+
+    fn print(&self) {
+        println!(
+            "floor: {} events (mean {} bytes) parsed by serde_json into the typed Event on one thread: {:.0} events/s",
+            self.events,
+            self.bytes / self.events.max(1),
+            self.typed
+        );
+        println!(
+            "  for reference, one thread: serde_json Value {:.0}/s ({:.2}x floor), ingest validation {:.0}/s ({:.2}x), validation + hash + canonical JSON {:.0}/s ({:.2}x)",
+            self.value,
+            self.value / self.typed,
+            self.validate,
+            self.validate / self.typed,
+            self.ingest_cpu,
+            self.ingest_cpu / self.typed
+        );
+    }
+
+    fn ratio(&self, rate: f64) -> String {
+        format!("{:.2}x floor", rate / self.typed)
+    }
+}
+
+// ------------------------------------------------------------------ server
+
+struct Server {
+    child: Child,
+    url: String,
+    dir: PathBuf,
+    remove: bool,
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl Server {
+    async fn start(opts: &ServerOpts) -> Result<Server> {
+        let (dir, remove) = match &opts.data_dir {
+            Some(d) => (d.clone(), false),
+            None => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_nanos();
+                (
+                    std::env::temp_dir().join(format!(
+                        "crm-ledger-bench-{}-{nanos}",
+                        std::process::id()
+                    )),
+                    !opts.keep,
+                )
+            }
+        };
+        std::fs::create_dir_all(&dir)?;
+        let port = free_port()?;
+        let log = std::fs::File::create(dir.join("bench-server.log"))?;
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(&dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"));
+        if let Some(extra) = &opts.server_args {
+            cmd.args(extra.split_whitespace());
+        }
+        let child = cmd
+            .env("RUST_LOG", std::env::var("CRM_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting crm-ledger serve")?;
+        let mut server = Server {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            remove,
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            if let Some(status) = server.child.try_wait()? {
+                bail!(
+                    "the server exited ({status}); see {}",
+                    server.dir.join("bench-server.log").display()
+                );
+            }
+            if let Ok(r) = client.get(format!("{}/readyz", server.url)).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                server.stop().await;
+                bail!("the server did not get ready in 300 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(server)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// (RSS, peak RSS) in bytes.
+    fn rss(&self) -> Option<(u64, u64)> {
+        rss_of(self.pid())
+    }
+
+    /// SIGTERM, then waits (SIGKILL after 60 s); removes a temporary dir.
+    async fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() > deadline => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
+                Ok(None) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn rss_of(pid: u32) -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.0} MB", bytes as f64 / 1e6)
+}
+
+// ------------------------------------------------------------------ progress
+
+/// What the publishers have had acknowledged, over time, per partition:
+/// the projection lag is read against it.
+#[derive(Default)]
+struct Acks {
+    /// (when, partition, highest offset acknowledged so far).
+    history: Vec<(Instant, u32, u64)>,
+    highest: BTreeMap<u32, u64>,
+}
+
+impl Acks {
+    fn record(&mut self, token: &str) {
+        let now = Instant::now();
+        for part in token.split(',') {
+            if let Some((p, o)) = part.split_once(':') {
+                if let (Ok(p), Ok(o)) = (p.parse::<u32>(), o.parse::<u64>()) {
+                    let h = self.highest.entry(p).or_insert(0);
+                    if o > *h || self.history.iter().all(|(_, hp, _)| *hp != p) {
+                        *h = (*h).max(o);
+                        self.history.push((now, p, *h));
+                    }
+                }
+            }
+        }
+    }
+
+    /// How long ago the oldest acknowledged event past `applied` (per
+    /// partition, the last applied offset) was acknowledged.
+    fn lag(&self, applied: &BTreeMap<u32, Option<u64>>, now: Instant) -> Duration {
+        let mut lag = Duration::ZERO;
+        for (p, high) in &self.highest {
+            let done = applied.get(p).copied().flatten();
+            if done.is_some_and(|d| d >= *high) {
+                continue;
+            }
+            if let Some((t, _, _)) = self
+                .history
+                .iter()
+                .find(|(_, hp, o)| hp == p && done.is_none_or(|d| *o > d))
+            {
+                lag = lag.max(now.saturating_duration_since(*t));
+            }
+        }
+        lag
+    }
+
+    fn covered_by(&self, applied: &BTreeMap<u32, Option<u64>>) -> bool {
+        self.highest
+            .iter()
+            .all(|(p, h)| applied.get(p).copied().flatten().is_some_and(|d| d >= *h))
+    }
+}
+
+#[derive(Deserialize)]
+struct ProjectionInfo {
+    position: Option<String>,
+}
+
+/// Per partition, the last offset every projection has applied.
+async fn applied(client: &reqwest::Client, url: &str) -> Result<BTreeMap<u32, Option<u64>>> {
+    let infos: Vec<ProjectionInfo> = client
+        .get(format!("{url}/v1/projections"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let mut out: BTreeMap<u32, Option<u64>> = BTreeMap::new();
+    let mut partitions: Vec<BTreeMap<u32, u64>> = Vec::new();
+    for i in &infos {
+        let mut m = BTreeMap::new();
+        for part in i.position.as_deref().unwrap_or("").split(',') {
+            if let Some((p, o)) = part.split_once(':') {
+                if let (Ok(p), Ok(o)) = (p.parse::<u32>(), o.parse::<u64>()) {
+                    m.insert(p, o);
+                }
+            }
+        }
+        partitions.push(m);
+    }
+    let all: std::collections::BTreeSet<u32> =
+        partitions.iter().flat_map(|m| m.keys().copied()).collect();
+    for p in all {
+        let min = partitions
+            .iter()
+            .map(|m| m.get(&p).copied())
+            .min()
+            .flatten();
+        out.insert(p, min);
+    }
+    Ok(out)
+}
+
+/// Samples the projection lag and the server's RSS every 100 ms.
+struct Monitor {
+    max_lag: Arc<Mutex<Duration>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Monitor {
+    fn start(url: String, acks: Arc<Mutex<Acks>>) -> Monitor {
+        let max_lag = Arc::new(Mutex::new(Duration::ZERO));
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let m = max_lag.clone();
+        let task = tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = stopped.changed() => break,
+                }
+                if let Ok(a) = applied(&client, &url).await {
+                    let lag = acks.lock().expect("lock").lag(&a, Instant::now());
+                    let mut m = m.lock().expect("lock");
+                    *m = (*m).max(lag);
+                }
+            }
+        });
+        Monitor {
+            max_lag,
+            stop,
+            task,
+        }
+    }
+
+    async fn finish(self) -> Duration {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        let lag = *self.max_lag.lock().expect("lock");
+        lag
+    }
+}
+
+/// Waits until the projections show every acknowledged event; returns the
+/// lag when called and the time it took.
+async fn catch_up(
+    client: &reqwest::Client,
+    url: &str,
+    acks: &Mutex<Acks>,
+    timeout: Duration,
+) -> Result<(Duration, Duration)> {
+    let started = Instant::now();
+    let a = applied(client, url).await?;
+    let lag_now = acks.lock().expect("lock").lag(&a, started);
+    loop {
+        let a = applied(client, url).await?;
+        if acks.lock().expect("lock").covered_by(&a) {
+            return Ok((lag_now, started.elapsed()));
+        }
+        if started.elapsed() > timeout {
+            bail!("the projections did not catch up in {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+// ------------------------------------------------------------------ publish
+
+#[derive(Deserialize)]
+struct Answer {
+    accepted: u64,
+    duplicates: u64,
+    rejected: u64,
+    consistency_token: Option<String>,
+}
+
+#[derive(Default)]
+struct Tally {
+    requests: u64,
+    accepted: u64,
+    duplicates: u64,
+    rejected: u64,
+    failed: u64,
+    first_error: Option<String>,
+    latencies: Vec<Duration>,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.requests += other.requests;
+        self.accepted += other.accepted;
+        self.duplicates += other.duplicates;
+        self.rejected += other.rejected;
+        self.failed += other.failed;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.latencies.extend(other.latencies);
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: Body,
+    acks: &Mutex<Acks>,
+    tally: &mut Tally,
+) {
+    tally.requests += 1;
+    let resp = client
+        .post(url)
+        .header("content-type", "application/x-ndjson")
+        .body(body.bytes)
+        .send()
+        .await;
+    let outcome: Result<Answer> = match resp {
+        Ok(r) if r.status().is_success() => r.json::<Answer>().await.map_err(Into::into),
+        Ok(r) => {
+            let status = r.status();
+            Err(anyhow!("{status}: {}", r.text().await.unwrap_or_default()))
+        }
+        Err(e) => Err(e.into()),
+    };
+    match outcome {
+        Ok(a) => {
+            tally.accepted += a.accepted;
+            tally.duplicates += a.duplicates;
+            tally.rejected += a.rejected;
+            if a.rejected > 0 && tally.first_error.is_none() {
+                tally.first_error = Some(format!("{} events rejected", a.rejected));
+            }
+            if let Some(t) = a.consistency_token {
+                acks.lock().expect("lock").record(&t);
+            }
+        }
+        Err(e) => {
+            tally.failed += u64::from(body.events);
+            if tally.first_error.is_none() {
+                tally.first_error = Some(format!("{e:#}"));
+            }
+        }
+    }
+}
+
+fn client() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .pool_max_idle_per_host(1024)
+        .build()?)
+}
+
+/// Publishes everything the lanes hold: closed loop (`rate` 0) or open
+/// loop at `rate` events/s. Returns the tally and the elapsed time.
+async fn publish_all(
+    url: &str,
+    lanes: Vec<mpsc::Receiver<Body>>,
+    batch: usize,
+    rate: f64,
+    acks: Arc<Mutex<Acks>>,
+) -> Result<(Tally, Duration)> {
+    let client = client()?;
+    let url = format!("{url}/v1/events");
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    if rate <= 0.0 {
+        let mut tasks = Vec::new();
+        for mut lane in lanes {
+            let (client, url, acks) = (client.clone(), url.clone(), acks.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut t = Tally::default();
+                while let Some(body) = lane.recv().await {
+                    let sent = Instant::now();
+                    post(&client, &url, body, &acks, &mut t).await;
+                    t.latencies.push(sent.elapsed());
+                }
+                t
+            }));
+        }
+        for task in tasks {
+            tally.add(task.await?);
+        }
+    } else {
+        let interval = Duration::from_secs_f64(batch as f64 / rate);
+        let mut lanes = lanes;
+        let mut tasks = Vec::new();
+        let mut k = 0u64;
+        let mut lane = 0usize;
+        while !lanes.is_empty() {
+            let i = lane % lanes.len();
+            let body = match lanes[i].recv().await {
+                Some(b) => b,
+                None => {
+                    lanes.remove(i);
+                    continue;
+                }
+            };
+            lane += 1;
+            let scheduled = started + interval * k as u32;
+            k += 1;
+            tokio::time::sleep_until(scheduled.into()).await;
+            let (client, url, acks) = (client.clone(), url.clone(), acks.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut t = Tally::default();
+                post(&client, &url, body, &acks, &mut t).await;
+                t.latencies.push(scheduled.elapsed());
+                t
+            }));
+        }
+        for task in tasks {
+            tally.add(task.await?);
+        }
+    }
+    Ok((tally, started.elapsed()))
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn latency_line(latencies: &mut [Duration]) -> String {
+    latencies.sort_unstable();
+    format!(
+        "p50 {}, p99 {}, max {} (n={})",
+        ms(percentile(latencies, 0.50)),
+        ms(percentile(latencies, 0.99)),
+        ms(latencies.last().copied().unwrap_or_default()),
+        latencies.len()
+    )
+}
+
+fn report_tally(tally: &mut Tally, elapsed: Duration, floor: &Floor, batch: usize) {
+    let done = tally.accepted + tally.duplicates;
+    let rate = done as f64 / elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "ingest: {done} events in {:.2} s: {rate:.0} events/s = {} (accepted {}, duplicates {}, rejected {}, failed {})",
+        elapsed.as_secs_f64(),
+        floor.ratio(rate),
+        tally.accepted,
+        tally.duplicates,
+        tally.rejected,
+        tally.failed
+    );
+    if let Some(e) = &tally.first_error {
+        println!("  first error: {e}");
+    }
+    println!(
+        "publish latency per request of {batch} events: {}",
+        latency_line(&mut tally.latencies)
+    );
+}
+
+// ------------------------------------------------------------------ modes
+
+async fn ingest(a: IngestArgs) -> Result<ExitCode> {
+    let file = events_file(&a.source, a.events)?;
+    let lines = read_lines(&file, 0, a.events.min(200_000))?;
+    let floor = Floor::measure(&lines);
+    drop(lines);
+    floor.print();
+
+    // Every body is read before the clock starts when it fits in memory.
+    let preload = a.events <= 2_000_000;
+    let capacity = if preload {
+        (a.events as usize / a.load.batch / a.load.clients + 2).max(4)
+    } else {
+        32
+    };
+    let (lanes, reader) = spawn_reader(
+        file,
+        0,
+        a.events,
+        a.load.clients,
+        a.load.batch,
+        capacity,
+    );
+    if preload {
+        // Wait for the reader without blocking the runtime.
+        let reader = tokio::task::spawn_blocking(move || reader.join()).await?;
+        reader.map_err(|_| anyhow!("the reader panicked"))??;
+    }
+
+    let server = Server::start(&a.server).await?;
+    println!(
+        "server: pid {}, {} ({}), RSS at start {}",
+        server.pid(),
+        server.url,
+        a.server.server_args.as_deref().unwrap_or("embedded log"),
+        server.rss().map_or("?".into(), |(r, _)| mb(r))
+    );
+    let load_before = load_average();
+    let acks = Arc::new(Mutex::new(Acks::default()));
+    let monitor = Monitor::start(server.url.clone(), acks.clone());
+    let result = publish_all(&server.url, lanes, a.load.batch, a.rate, acks.clone()).await;
+    let max_lag = monitor.finish().await;
+    let (mut tally, elapsed) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            server.stop().await;
+            return Err(e);
+        }
+    };
+    println!(
+        "load: {} clients, batches of {}, {}; machine load average before {load_before}, after {}",
+        a.load.clients,
+        a.load.batch,
+        if a.rate > 0.0 {
+            format!("open loop at {:.0} events/s", a.rate)
+        } else {
+            "closed loop".into()
+        },
+        load_average()
+    );
+    report_tally(&mut tally, elapsed, &floor, a.load.batch);
+    let rss = server.rss();
+    let catch = catch_up(&client()?, &server.url, &acks, Duration::from_secs(600)).await;
+    match catch {
+        Ok((lag_end, took)) => println!(
+            "projection lag: max {} during the run, {} at the last answer; all projections caught up {} after it",
+            ms(max_lag),
+            ms(lag_end),
+            ms(took)
+        ),
+        Err(e) => println!("projection lag: max {} during the run; {e}", ms(max_lag)),
+    }
+    if let Some((now, peak)) = rss {
+        let after = server.rss().map_or("?".into(), |(r, _)| mb(r));
+        println!(
+            "server RSS: {} at the end of the load, {after} after catch-up, peak {}",
+            mb(now),
+            mb(peak)
+        );
+    }
+    server.stop().await;
+    Ok(if tally.rejected + tally.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn memory(a: MemoryArgs) -> Result<ExitCode> {
+    let file = events_file(&a.source, a.events)?;
+    let lines = read_lines(&file, 0, a.events.min(200_000))?;
+    let floor = Floor::measure(&lines);
+    drop(lines);
+    floor.print();
+    let server = Server::start(&a.server).await?;
+    println!(
+        "server: pid {}, RSS at start {}",
+        server.pid(),
+        server.rss().map_or("?".into(), |(r, _)| mb(r))
+    );
+    let acks = Arc::new(Mutex::new(Acks::default()));
+    let mut total = Tally::default();
+    let started = Instant::now();
+    let mut done = 0u64;
+    while done < a.events {
+        let n = a.every.min(a.events - done);
+        let (lanes, reader) = spawn_reader(
+            file.clone(),
+            done,
+            n,
+            a.load.clients,
+            a.load.batch,
+            16,
+        );
+        let (tally, elapsed) =
+            match publish_all(&server.url, lanes, a.load.batch, 0.0, acks.clone()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    server.stop().await;
+                    return Err(e);
+                }
+            };
+        let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+        done += n;
+        let got = tally.accepted + tally.duplicates;
+        let rss_now = server.rss();
+        let caught = catch_up(&client()?, &server.url, &acks, Duration::from_secs(1800)).await;
+        let rss_caught = server.rss();
+        println!(
+            "{done} events ingested ({got} in this step at {:.0} events/s; load average {}): server RSS {} at the last answer, {} after the projections caught up ({}), peak so far {}",
+            got as f64 / elapsed.as_secs_f64().max(1e-9),
+            load_average(),
+            rss_now.map_or("?".into(), |(r, _)| mb(r)),
+            rss_caught.map_or("?".into(), |(r, _)| mb(r)),
+            caught.map_or_else(|e| e.to_string(), |(_, t)| format!("in {}", ms(t))),
+            rss_caught.map_or("?".into(), |(_, p)| mb(p)),
+        );
+        total.add(tally);
+    }
+    let elapsed = started.elapsed();
+    let du = dir_size(&server.dir);
+    report_tally(&mut total, elapsed, &floor, a.load.batch);
+    println!("data dir: {} on disk", mb(du));
+    server.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += dir_size(&e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// Query targets from the stored events: customer ids and identities as
+/// published.
+fn query_targets(path: &Path, count: u64) -> Result<(Vec<String>, Vec<(String, String)>)> {
+    let r = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    let (mut ids, mut identities) = (Vec::new(), Vec::new());
+    for line in r.lines().take(count as usize) {
+        let line = line?;
+        if !line.contains("\"customer.registered\"") {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&line)?;
+        if let Some(id) = v["customer_id"].as_str() {
+            ids.push(id.to_string());
+        }
+        if let Some(list) = v["data"]["identities"].as_array() {
+            for i in list {
+                if let (Some(k), Some(val)) = (i["kind"].as_str(), i["value"].as_str()) {
+                    identities.push((k.to_string(), val.to_string()));
+                }
+            }
+        }
+    }
+    if ids.is_empty() || identities.is_empty() {
+        bail!("no customer.registered events in the first {count} events");
+    }
+    Ok((ids, identities))
+}
+
+fn encode_path(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+async fn query(a: QueryArgs) -> Result<ExitCode> {
+    let extra = (a.ingest_rate * a.seconds as f64 * 1.5) as u64 + a.load.batch as u64;
+    let file = events_file(&a.source, a.store_events + extra)?;
+    let lines = read_lines(&file, 0, a.store_events.min(200_000))?;
+    let floor = Floor::measure(&lines);
+    drop(lines);
+    floor.print();
+    let (ids, identities) = query_targets(&file, a.store_events)?;
+
+    let server = Server::start(&a.server).await?;
+    let client = client()?;
+    let acks = Arc::new(Mutex::new(Acks::default()));
+    // The store: the first --store-events events (skipped when the log
+    // already holds them).
+    let have: u64 = applied(&client, &server.url)
+        .await?
+        .values()
+        .map(|o| o.map_or(0, |o| o + 1))
+        .sum();
+    if have < a.store_events {
+        eprintln!("building the store: publishing {} events", a.store_events - have);
+        let (lanes, reader) = spawn_reader(
+            file.clone(),
+            have,
+            a.store_events - have,
+            a.load.clients,
+            a.load.batch,
+            16,
+        );
+        let (mut tally, elapsed) =
+            publish_all(&server.url, lanes, a.load.batch, 0.0, acks.clone()).await?;
+        let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+        report_tally(&mut tally, elapsed, &floor, a.load.batch);
+    }
+    let (_, took) = catch_up(&client, &server.url, &acks, Duration::from_secs(3600)).await?;
+    println!(
+        "store: {} events (projections caught up {} after the last publish); server RSS {}",
+        a.store_events.max(have),
+        ms(took),
+        server.rss().map_or("?".into(), |(r, _)| mb(r))
+    );
+
+    // Ingest in the background, open loop.
+    let ingest = if a.ingest_rate > 0.0 {
+        let n = (a.ingest_rate * a.seconds as f64) as u64;
+        let (lanes, _reader) = spawn_reader(
+            file.clone(),
+            a.store_events.max(have),
+            n,
+            a.load.clients,
+            a.load.batch,
+            (n as usize / a.load.batch / a.load.clients + 2).max(4),
+        );
+        let (url, acks, batch, rate) = (server.url.clone(), acks.clone(), a.load.batch, a.ingest_rate);
+        // Let the reader fill the lanes first.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Some(tokio::spawn(async move {
+            publish_all(&url, lanes, batch, rate, acks).await
+        }))
+    } else {
+        None
+    };
+
+    let load_before = load_average();
+    let interval = Duration::from_secs_f64(1.0 / a.qps);
+    let total = (a.qps * a.seconds as f64) as u64;
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    let mut rng_state = a.source.seed | 1;
+    let mut next = || {
+        // xorshift: a fixed, cheap sequence of targets.
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        rng_state
+    };
+    for k in 0..total {
+        let scheduled = started + interval * k as u32;
+        tokio::time::sleep_until(scheduled.into()).await;
+        let lookup = k % 2 == 1;
+        let url = if lookup {
+            let (kind, value) = &identities[(next() % identities.len() as u64) as usize];
+            format!(
+                "{}/v1/lookup?kind={}&value={}",
+                server.url,
+                encode_path(kind),
+                encode_path(value)
+            )
+        } else {
+            let id = &ids[(next() % ids.len() as u64) as usize];
+            format!("{}/v1/customers/{}", server.url, encode_path(id))
+        };
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let began = Instant::now();
+            let ok = match client.get(&url).send().await {
+                Ok(r) => {
+                    let good = r.status().is_success();
+                    let body = r.bytes().await;
+                    good && body.is_ok()
+                }
+                Err(_) => false,
+            };
+            let done = Instant::now();
+            (lookup, ok, done - began, done - scheduled)
+        }));
+    }
+    let mut lat: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    let mut sched: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    let mut errors = [0u64; 2];
+    for t in tasks {
+        let (lookup, ok, l, s) = t.await?;
+        let i = usize::from(lookup);
+        lat[i].push(l);
+        sched[i].push(s);
+        if !ok {
+            errors[i] += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    let load_after = load_average();
+    println!(
+        "queries: {total} in {:.2} s ({:.0}/s scheduled at {:.0}/s), ingest {}; load average before {load_before}, after {load_after}",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64(),
+        a.qps,
+        if a.ingest_rate > 0.0 {
+            format!("open loop at {:.0} events/s", a.ingest_rate)
+        } else {
+            "off".into()
+        }
+    );
+    for (i, name) in ["GET /v1/customers/{id}", "GET /v1/lookup"].iter().enumerate() {
+        println!(
+            "  {name}: {} errors; latency from send {}; from schedule {}",
+            errors[i],
+            latency_line(&mut lat[i]),
+            latency_line(&mut sched[i])
+        );
+    }
+    if let Some(ingest) = ingest {
+        let (mut tally, elapsed) = ingest.await??;
+        print!("  during it, ");
+        report_tally(&mut tally, elapsed, &floor, a.load.batch);
+    }
+    println!(
+        "server RSS: {}",
+        server
+            .rss()
+            .map_or("?".into(), |(r, p)| format!("{} (peak {})", mb(r), mb(p)))
+    );
+    server.stop().await;
+    Ok(if errors.iter().sum::<u64>() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn rebuild(a: RebuildBenchArgs) -> Result<ExitCode> {
+    let log_dir = a.data_dir.join("log");
+    // The floor on the stored events themselves.
+    let mut lines = Vec::new();
+    crm_log::embedded::scan_dir(&log_dir, |r| {
+        lines.push(String::from_utf8(r.payload).map_err(|e| {
+            crm_log::LogError::Corrupt(format!("stored event is not UTF-8: {e}"))
+        })?);
+        Ok(lines.len() < 200_000)
+    })?;
+    if lines.is_empty() {
+        bail!("{} holds no events", log_dir.display());
+    }
+    let floor = Floor::measure(&lines);
+    drop(lines);
+    floor.print();
+    let log = crate::serve::open_embedded(&a.data_dir)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
+    let out = std::env::temp_dir().join(format!("crm-ledger-bench-rebuild-{nanos}"));
+    let load_before = load_average();
+    let dyn_log: Arc<dyn crm_log::Log> = log.clone();
+    let result = crate::rebuild::rebuild_into(
+        dyn_log,
+        &out.join("store"),
+        crate::projections::all(),
+        crm_projector::EventFilter::default(),
+        false,
+    )
+    .await;
+    log.close();
+    let peak = rss_of(std::process::id());
+    let _ = std::fs::remove_dir_all(&out);
+    let r = result?;
+    let n = r.digests.len().max(1) as u64;
+    let log_events = r.events / n;
+    let rate = r.events as f64 / r.seconds.max(1e-9);
+    println!(
+        "rebuild: {log_events} log events into {} read models in {:.2} s: {:.0} log events/s, {rate:.0} event applications/s = {} (load average before {load_before}, after {})",
+        n,
+        r.seconds,
+        log_events as f64 / r.seconds.max(1e-9),
+        floor.ratio(rate),
+        load_average()
+    );
+    if let Some((_, peak)) = peak {
+        println!("peak RSS of this process: {}", mb(peak));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,321 @@
+//! A full disk, for real: the data dir on a small tmpfs (needs `mount`, i.e.
+//! root or CAP_SYS_ADMIN; without it the tests say so and skip, unless
+//! CRM_E2E_REQUIRE_MOUNT=1 makes that a failure).
+//!
+//! - The ledger fills its own disk: publish answers 507 with Retry-After once
+//!   free space falls under `--log-min-free-mb`, the read models keep
+//!   working (they have that room), and publish resumes without a restart
+//!   when the volume grows.
+//! - Another process fills the disk to the last byte under a publishing
+//!   load (`--log-min-free-mb 0`, the worst case: the log's own writes fail
+//!   with ENOSPC): 507/503 with Retry-After, publish resumes without a restart
+//!   when the space is freed, nothing acknowledged is lost or doubled.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::{log_ids, Server};
+use crate::verify::assert_read_models_equal_a_rebuild;
+
+/// A tmpfs mounted on a temporary directory; unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size_mb: u64) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mb}m"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                std::env::var_os("CRM_E2E_REQUIRE_MOUNT").is_none(),
+                "cannot mount a tmpfs: {why}"
+            );
+            eprintln!(
+                "SKIPPED: cannot mount a tmpfs here ({why}); run as root to test a full disk"
+            );
+            return None;
+        }
+        Some(Tmpfs { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Gives the file system more room (an operator growing the volume).
+    fn grow(&self, size_mb: u64) {
+        assert!(Command::new("mount")
+            .args(["-o", &format!("remount,size={size_mb}m")])
+            .arg(self.path())
+            .status()
+            .unwrap()
+            .success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// Events of ~4 KiB each, so that a few requests fill megabytes.
+fn heavy_batch(tag: &str, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            json!({"event_id": format!("{tag}-{i}"), "type": "case.note_added",
+                   "occurred_at": "2026-11-20T10:00:00Z", "source": "e2e",
+                   "case_id": format!("case-{}", i % 13),
+                   "data": {"text": format!("{tag}-{i} {}", "lorem ipsum ".repeat(340))}})
+        })
+        .collect()
+}
+
+struct Outcome {
+    status: u16,
+    retry_after: Option<String>,
+    body: Value,
+}
+
+async fn post(client: &reqwest::Client, base: &str, body: &[Value]) -> Option<Outcome> {
+    let r = client
+        .post(format!("{base}/v1/events"))
+        .json(body)
+        .send()
+        .await
+        .ok()?;
+    let status = r.status().as_u16();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = r.json().await.unwrap_or(Value::Null);
+    Some(Outcome {
+        status,
+        retry_after,
+        body,
+    })
+}
+
+fn record_acks(acked: &Mutex<HashSet<String>>, o: &Outcome) {
+    if o.status != 200 {
+        return;
+    }
+    let mut acked = acked.lock().unwrap();
+    for r in o.body["results"].as_array().unwrap() {
+        let s = r["status"].as_str().unwrap();
+        assert!(s == "accepted" || s == "duplicate", "{r}");
+        acked.insert(r["event_id"].as_str().unwrap().to_string());
+    }
+}
+
+fn assert_full_answer(o: &Outcome) {
+    assert!(matches!(o.status, 503 | 507), "status {}", o.status);
+    assert!(
+        o.retry_after
+            .as_deref()
+            .is_some_and(|s| s.parse::<u32>().is_ok()),
+        "Retry-After on {}",
+        o.status
+    );
+    let code = o.body["error"]["code"].as_str().unwrap_or("");
+    assert!(
+        code == "insufficient_storage" || code == "log_unavailable",
+        "{}",
+        o.body
+    );
+}
+
+fn assert_each_acknowledged_once(data: &Path, acked: &HashSet<String>) {
+    let ids = log_ids(data);
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|id| !ids.contains_key(*id))
+        .take(5)
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    let doubled: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(doubled.is_empty(), "doubled: {doubled:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_ledger_fills_its_disk_publish_answers_507_and_resumes_when_it_grows() {
+    let Some(fs) = Tmpfs::mount(24) else { return };
+    let data: PathBuf = fs.path().join("data");
+    let server = Server::start(&data, &["--log-min-free-mb", "6"]).await;
+    let client = reqwest::Client::new();
+    let mut acked = HashSet::new();
+    let acked_m = Mutex::new(HashSet::new());
+    let mut full = None;
+    for b in 0..200 {
+        let o = post(&client, &server.base, &heavy_batch(&format!("a{b}"), 50))
+            .await
+            .expect("the server answers");
+        if o.status == 200 {
+            record_acks(&acked_m, &o);
+            continue;
+        }
+        full = Some(o);
+        break;
+    }
+    let full = full.expect("the disk never filled");
+    assert_eq!(full.status, 507, "{}", full.body);
+    assert_full_answer(&full);
+    let msg = full.body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("free"), "{msg}");
+    // Still full: refused again, nothing appended.
+    let before = log_ids(&data).len();
+    let again = post(&client, &server.base, &heavy_batch("refused", 5))
+        .await
+        .unwrap();
+    assert_eq!(again.status, 507);
+    assert_eq!(
+        log_ids(&data).len(),
+        before,
+        "a refused request appends nothing"
+    );
+    // The read models had room: they are live and caught up.
+    crate::verify::wait_caught_up(&server).await;
+    let ready = client.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "ready while the log refuses writes");
+
+    // Space returns (the volume grows): publish resumes, same process.
+    fs.grow(64);
+    let o = post(&client, &server.base, &heavy_batch("after", 20))
+        .await
+        .unwrap();
+    assert_eq!(o.status, 200, "{}", o.body);
+    record_acks(&acked_m, &o);
+    acked.extend(acked_m.lock().unwrap().iter().cloned());
+    crate::verify::wait_caught_up(&server).await;
+    drop(server);
+    assert_each_acknowledged_once(&data, &acked);
+    assert_read_models_equal_a_rebuild(&data).await;
+    eprintln!(
+        "disk full (own growth): {} events acknowledged, 507 at the watermark, resumed after growing the volume",
+        acked.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_another_process_fills_the_disk_publish_answers_507_and_resumes_when_space_is_freed() {
+    let Some(fs) = Tmpfs::mount(32) else { return };
+    let data: PathBuf = fs.path().join("data");
+    let mut server = Server::start(&data, &["--log-min-free-mb", "0"]).await;
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    let refusals = Arc::new(Mutex::new(Vec::<(u16, Option<String>, Value)>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..2 {
+        let (acked, refusals, stop) = (acked.clone(), refusals.clone(), stop.clone());
+        let base = server.base.clone();
+        workers.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut b = 0;
+            while !stop.load(Ordering::SeqCst) {
+                b += 1;
+                let Some(o) = post(&client, &base, &heavy_batch(&format!("w{w}-{b}"), 20)).await
+                else {
+                    continue;
+                };
+                if o.status == 200 {
+                    record_acks(&acked, &o);
+                } else {
+                    assert_full_answer(&o);
+                    refusals
+                        .lock()
+                        .unwrap()
+                        .push((o.status, o.retry_after, o.body));
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another process takes every byte left.
+    let ballast = fs.path().join("ballast");
+    let filler = ballast.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    })
+    .await
+    .unwrap();
+    // Publishing now fails: wait for refusals.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while refusals.lock().unwrap().len() < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "no 507/503 while the disk is full"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let acked_while_full = acked.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Space returns.
+    std::fs::remove_file(&ballast).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acked.lock().unwrap().len() <= acked_while_full + 40 {
+        assert!(
+            Instant::now() < deadline,
+            "publish did not resume after space was freed: {:?}",
+            refusals.lock().unwrap().last()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let statuses: HashSet<u16> = refusals.lock().unwrap().iter().map(|r| r.0).collect();
+    let acked = acked.lock().unwrap().clone();
+
+    // The read models: they catch up by themselves if their store never met
+    // the full disk; if sled met it (it then refuses every write until it is
+    // reopened), /readyz says so and a restart brings them back, from their
+    // last checkpoint.
+    let ps: Value = reqwest::get(server.url("/v1/projections"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let failed: Vec<String> = ps
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["status"] == "failed")
+        .map(|p| format!("{}: {}", p["name"], p["error"]))
+        .collect();
+    if !failed.is_empty() {
+        let ready = reqwest::get(server.url("/readyz")).await.unwrap();
+        assert_eq!(ready.status(), 503, "readyz reports failing read models");
+    }
+    server.kill();
+    assert_each_acknowledged_once(&data, &acked);
+    assert_read_models_equal_a_rebuild(&data).await;
+    eprintln!(
+        "disk full (another process): {} events acknowledged, refusals {statuses:?}, publish resumed without a restart; read models {}",
+        acked.len(),
+        if failed.is_empty() {
+            "kept working".to_string()
+        } else {
+            format!("failed until a restart ({failed:?}), then caught up")
+        }
+    );
+}
