@@ -12,9 +12,7 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::Request;
 use crm_http::{router, AppState, Limits};
-use crm_log::{
-    Append, AppendOutcome, Checkpoint, Log, LogError, LogReader, LogRecord, Position,
-};
+use crm_log::{Append, AppendOutcome, Checkpoint, Log, LogError, LogReader, LogRecord, Position};
 use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt;

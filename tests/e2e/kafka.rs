@@ -29,7 +29,16 @@ fn topic(name: &str) -> String {
 fn demo_file(dir: &std::path::Path, customers: &str) -> std::path::PathBuf {
     let file = dir.join("demo.ndjson");
     let ok = Command::new(BIN)
-        .args(["demo", "--customers", customers, "--days", "5", "--seed", "7", "--out"])
+        .args([
+            "demo",
+            "--customers",
+            customers,
+            "--days",
+            "5",
+            "--seed",
+            "7",
+            "--out",
+        ])
         .arg(&file)
         .stderr(Stdio::null())
         .status()
@@ -39,15 +48,33 @@ fn demo_file(dir: &std::path::Path, customers: &str) -> std::path::PathBuf {
 }
 
 fn publish(server: &Server, file: &std::path::Path) -> String {
-    let out = Command::new(BIN).arg("publish").arg(file).args(["--url", &server.base]).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("publish")
+        .arg(file)
+        .args(["--url", &server.base])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
 fn digest(data_dir: &std::path::Path) -> String {
-    let out = Command::new(BIN).arg("digest").arg("--data-dir").arg(data_dir).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .arg("digest")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -82,7 +109,11 @@ async fn the_same_history_gives_the_same_read_models_on_embedded_and_on_kafka() 
         wait_live(&server, p).await;
     }
     assert!(server.terminate().success());
-    assert_eq!(digest(&data), expected, "read models on Kafka (with every event published twice) = embedded");
+    assert_eq!(
+        digest(&data),
+        expected,
+        "read models on Kafka (with every event published twice) = embedded"
+    );
 
     // An offline rebuild from the topic gives the same digests too.
     let out = Command::new(BIN)
@@ -91,7 +122,11 @@ async fn the_same_history_gives_the_same_read_models_on_embedded_and_on_kafka() 
         .args(kafka)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
 }
 
@@ -121,13 +156,22 @@ async fn a_projector_killed_mid_stream_resumes_without_a_lost_or_doubled_event()
         query.kill();
     }
     let mut query = Server::start(&data, &query_args).await;
-    let r = reqwest::Client::new().post(query.url("/v1/events")).body("{}").send().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(query.url("/v1/events"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404, "a query process takes no publishes");
     for p in PROJECTIONS {
         wait_live(&query, p).await;
     }
     assert!(query.terminate().success());
-    assert_eq!(digest(&data), expected, "killed three times mid-stream, no event lost or applied twice");
+    assert_eq!(
+        digest(&data),
+        expected,
+        "killed three times mid-stream, no event lost or applied twice"
+    );
 }
 
 fn tansu() -> Option<std::path::PathBuf> {
@@ -138,7 +182,11 @@ fn tansu() -> Option<std::path::PathBuf> {
     if home.exists() {
         return Some(home);
     }
-    Command::new("tansu").arg("--version").output().ok().map(|_| "tansu".into())
+    Command::new("tansu")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|_| "tansu".into())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,7 +200,15 @@ async fn a_broker_that_goes_down_makes_publish_answer_503_within_a_bounded_time(
     let port = free_port();
     let url = format!("tcp://127.0.0.1:{port}");
     let mut broker = Command::new(tansu)
-        .args(["broker", "--storage-engine", "memory://tansu/", "--listener-url", &url, "--advertised-listener-url", &url])
+        .args([
+            "broker",
+            "--storage-engine",
+            "memory://tansu/",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -163,22 +219,54 @@ async fn a_broker_that_goes_down_makes_publish_answer_503_within_a_bounded_time(
         std::thread::sleep(Duration::from_millis(50));
     }
     let brokers = format!("127.0.0.1:{port}");
-    let server = Server::start(&dir.path().join("d"), &["--log", "kafka", "--brokers", &brokers, "--topic", "down", "--role", "ingest"]).await;
+    let server = Server::start(
+        &dir.path().join("d"),
+        &[
+            "--log",
+            "kafka",
+            "--brokers",
+            &brokers,
+            "--topic",
+            "down",
+            "--role",
+            "ingest",
+        ],
+    )
+    .await;
     let client = reqwest::Client::new();
-    let event = |id: &str| serde_json::json!({"event_id": id, "type": "case.closed", "occurred_at": "2026-11-20T10:00:00Z",
-        "source": "e2e", "case_id": "k1", "data": {}});
-    let r: serde_json::Value = client.post(server.url("/v1/events")).json(&event("up")).send().await.unwrap().json().await.unwrap();
+    let event = |id: &str| {
+        serde_json::json!({"event_id": id, "type": "case.closed", "occurred_at": "2026-11-20T10:00:00Z",
+        "source": "e2e", "case_id": "k1", "data": {}})
+    };
+    let r: serde_json::Value = client
+        .post(server.url("/v1/events"))
+        .json(&event("up"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r["accepted"], 1, "{r}");
 
     broker.kill().unwrap();
     broker.wait().unwrap();
     let started = Instant::now();
-    let r = client.post(server.url("/v1/events")).json(&event("down")).timeout(Duration::from_secs(60)).send().await.unwrap();
+    let r = client
+        .post(server.url("/v1/events"))
+        .json(&event("down"))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap();
     let took = started.elapsed();
     assert_eq!(r.status(), 503, "publish with the broker down");
     assert!(r.headers().get("retry-after").is_some());
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "log_unavailable");
     eprintln!("publish answered 503 after {took:?} with the broker down");
-    assert!(took < Duration::from_secs(30), "bounded, not a hang: {took:?}");
+    assert!(
+        took < Duration::from_secs(30),
+        "bounded, not a hang: {took:?}"
+    );
 }

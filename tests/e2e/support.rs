@@ -119,8 +119,21 @@ pub async fn wait_live(server: &Server, name: &str) {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        let ps: serde_json::Value = client.get(server.url("/v1/projections")).send().await.unwrap().json().await.unwrap();
-        let p = ps.as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
+        let ps: serde_json::Value = client
+            .get(server.url("/v1/projections"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let p = ps
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()
+            .clone();
         if p["status"] == "live" && p["lag"] == 0 {
             return;
         }

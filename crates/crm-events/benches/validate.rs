@@ -6,8 +6,9 @@
 //!   alone, no schema, no normalisation, no I/O);
 //! * `validate`: the ingest `Validator` (JSON Schema, typed parse, identity
 //!   normalisation, cross-field rules);
-//! * `canonical_json`, `content_hash`, `stream_key`: what publish computes
-//!   for every accepted event;
+//! * `canonical_json`, `content_hash`, `encode` (both in one pass, what
+//!   publish uses), `stream_key`: what publish computes for every accepted
+//!   event;
 //! * `ingest_cpu`: all of it, per event, as `POST /v1/events` does.
 //!
 //! `cargo bench -p crm-events --bench validate`
@@ -38,7 +39,11 @@ fn benches(c: &mut Criterion) {
     let validator = Validator::new();
     let typed: Vec<Event> = events
         .iter()
-        .map(|e| validator.validate_json(e.as_bytes()).expect("demo events are valid"))
+        .map(|e| {
+            validator
+                .validate_json(e.as_bytes())
+                .expect("demo events are valid")
+        })
         .collect();
 
     let mut g = c.benchmark_group("events");
@@ -79,6 +84,13 @@ fn benches(c: &mut Criterion) {
             }
         })
     });
+    g.bench_function("encode", |b| {
+        b.iter(|| {
+            for e in &typed {
+                black_box(e.encode());
+            }
+        })
+    });
     g.bench_function("stream_key", |b| {
         b.iter(|| {
             for e in &typed {
@@ -90,7 +102,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             for e in &events {
                 let ev = validator.validate_json(e.as_bytes()).unwrap();
-                black_box((ev.stream_key(), ev.content_hash(), ev.to_json()));
+                black_box((ev.stream_key(), ev.encode()));
             }
         })
     });

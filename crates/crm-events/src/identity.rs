@@ -101,9 +101,58 @@ fn normalize_phone(value: &str) -> Result<String, String> {
             "{value:?} is not a phone number: E.164 numbers have 7 to 15 digits, this has {digits}"
         ));
     }
-    phonenumber::parse(None, &compact)
-        .map_err(|e| format!("{value:?} is not a phone number: {e}"))?;
+    check_e164(&compact).map_err(|e| format!("{value:?} is not a phone number: {e}"))?;
     Ok(compact)
+}
+
+/// Whether `compact` (`+` and digits) parses as a number of a known country
+/// calling code, or why not. `phonenumber::parse` runs regular expressions
+/// and is most of the cost of validating an event with a phone number, and
+/// the same numbers come again and again (a customer calls back, an agent's
+/// line), so answers are remembered in a small bounded cache: at most
+/// `SHARDS * 2 * PER_GENERATION` numbers (about 6 MB), the older generation
+/// dropped whole when the newer one is full.
+fn check_e164(compact: &str) -> Result<(), String> {
+    use std::collections::HashMap;
+    use std::hash::BuildHasher;
+    use std::sync::{Mutex, OnceLock};
+
+    const SHARDS: usize = 16;
+    const PER_GENERATION: usize = 2048;
+    type Answers = HashMap<String, Result<(), String>>;
+    #[derive(Default)]
+    struct Shard {
+        current: Answers,
+        previous: Answers,
+    }
+    static CACHE: OnceLock<(std::collections::hash_map::RandomState, Vec<Mutex<Shard>>)> =
+        OnceLock::new();
+    let (hasher, shards) = CACHE.get_or_init(|| {
+        (
+            Default::default(),
+            (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+        )
+    });
+    let shard = &shards[hasher.hash_one(compact) as usize % SHARDS];
+    {
+        let mut s = shard.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(answer) = s.current.get(compact) {
+            return answer.clone();
+        }
+        if let Some(answer) = s.previous.remove(compact) {
+            s.current.insert(compact.to_string(), answer.clone());
+            return answer;
+        }
+    }
+    let answer = phonenumber::parse(None, compact)
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    let mut s = shard.lock().unwrap_or_else(|p| p.into_inner());
+    if s.current.len() >= PER_GENERATION {
+        s.previous = std::mem::take(&mut s.current);
+    }
+    s.current.insert(compact.to_string(), answer.clone());
+    answer
 }
 
 fn normalize_email(value: &str) -> Result<String, String> {

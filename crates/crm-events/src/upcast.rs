@@ -50,7 +50,11 @@ pub fn data_from_value(t: EventType, version: u32, value: &Value) -> Result<Even
 }
 
 /// The JSON Schema of `data` for one type and version.
-pub(crate) fn data_schema(t: EventType, version: u32, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+pub(crate) fn data_schema(
+    t: EventType,
+    version: u32,
+    generator: &mut schemars::SchemaGenerator,
+) -> schemars::Schema {
     match (t, version) {
         (EventType::InteractionEnded, 1) => generator.root_schema_for::<InteractionEndedV1>(),
         _ => t.data_schema(generator),
@@ -69,7 +73,9 @@ mod tests {
             r#"{"outcome":"completed","talk_seconds":125.5,"handle_seconds":180,"wrapup_code":"W1","x":1}"#,
         )
         .unwrap();
-        let EventData::InteractionEnded(e) = d else { panic!() };
+        let EventData::InteractionEnded(e) = d else {
+            panic!()
+        };
         assert_eq!(e.durations.talk_seconds, Some(125.5));
         assert_eq!(e.durations.handle_seconds, Some(180.0));
         assert_eq!(e.wrapup_code.as_deref(), Some("W1"));

@@ -52,9 +52,28 @@ fn escape_pointer(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
+/// Whether any object or array is nested deeper than `max` levels. No
+/// allocation but the stack: the check every valid event pays.
+fn nests_deeper_than(value: &Value, max: usize) -> bool {
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 1)];
+    while let Some((v, depth)) = stack.pop() {
+        let container = |c: &&Value| c.is_object() || c.is_array();
+        match v {
+            Value::Object(_) | Value::Array(_) if depth > max => return true,
+            Value::Object(m) => stack.extend(m.values().filter(container).map(|c| (c, depth + 1))),
+            Value::Array(a) => stack.extend(a.iter().filter(container).map(|c| (c, depth + 1))),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// The JSON pointer of the first object or array nested deeper than `max`
 /// levels, if any. Iterative: hostile input cannot exhaust the stack.
 pub fn too_deep(value: &Value, max: usize) -> Option<String> {
+    if !nests_deeper_than(value, max) {
+        return None;
+    }
     let mut stack: Vec<(&Value, usize, String)> = vec![(value, 1, String::new())];
     while let Some((v, depth, path)) = stack.pop() {
         let children: Vec<(&Value, String)> = match v {
@@ -168,9 +187,13 @@ impl Validator {
             },
             _ => return Err(schema_errors(&self.envelope, &value)),
         };
-        let errors = schema_errors(validator, &value);
-        if !errors.is_empty() {
-            return Err(errors);
+        // The error walk is only taken for an event that fails: `is_valid`
+        // is much cheaper than collecting (no) errors.
+        if !validator.is_valid(&value) {
+            let errors = schema_errors(validator, &value);
+            if !errors.is_empty() {
+                return Err(errors);
+            }
         }
         let mut event = Event::from_value(value)
             .map_err(|e| vec![FieldError::new("", format!("cannot be read: {e}"))])?;

@@ -286,11 +286,16 @@ fn interaction_ended_v1_is_stored_as_published_and_upcast_to_v2() {
     v1["data"] = json!({"outcome": "completed", "talk_seconds": 120, "handle_seconds": 150.5, "wrapup_code": "OK"});
     let e1 = v().validate(v1).unwrap();
     assert_eq!(e1.version, 1);
-    let EventData::InteractionEnded(d) = &e1.data else { panic!() };
+    let EventData::InteractionEnded(d) = &e1.data else {
+        panic!()
+    };
     assert_eq!(d.durations.talk_seconds, Some(120.0));
     assert_eq!(d.durations.handle_seconds, Some(150.5));
     let stored = e1.to_json();
-    assert!(stored.contains("\"version\":1") && stored.contains("\"talk_seconds\":120"), "{stored}");
+    assert!(
+        stored.contains("\"version\":1") && stored.contains("\"talk_seconds\":120"),
+        "{stored}"
+    );
     assert_eq!(crm_events::Event::from_stored_json(&stored).unwrap(), e1);
 
     let mut v2 = base("interaction.ended");

@@ -195,15 +195,29 @@ pub async fn rebuild(
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let Some(projector) = &state.projector else {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "read_only", "this server runs no projectors: nothing to rebuild"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "read_only",
+            "this server runs no projectors: nothing to rebuild",
+        ));
     };
     match projector.rebuild(&name) {
         Ok(()) => Ok((
             StatusCode::ACCEPTED,
-            Json(serde_json::json!({"name": name, "status": "rebuilding", "progress": "/v1/projections"})),
+            Json(
+                serde_json::json!({"name": name, "status": "rebuilding", "progress": "/v1/projections"}),
+            ),
         )),
-        Err(e @ crm_projector::RebuildError::Unknown(_)) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())),
-        Err(e @ crm_projector::RebuildError::AlreadyRebuilding(_)) => Err(ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())),
+        Err(e @ crm_projector::RebuildError::Unknown(_)) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            e.to_string(),
+        )),
+        Err(e @ crm_projector::RebuildError::AlreadyRebuilding(_)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            e.to_string(),
+        )),
     }
 }
 

@@ -147,6 +147,15 @@ fn summarize(errors: &[FieldError]) -> String {
     }
 }
 
+/// Publishes in progress at once: twice the cores, at least 4.
+fn publish_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new((cores * 2).max(4))
+    })
+}
+
 /// Validates every input; `Ok(event)` or the rejection.
 fn validate_all(state: &AppState, inputs: &[Input<'_>]) -> Vec<Result<Event, ErrorInfo>> {
     let now = Utc::now();
@@ -201,6 +210,14 @@ pub async fn publish(
             "this server is read-only: publish is refused",
         ));
     };
+    // Only a few publishes are read, validated and appended at once: the
+    // work is CPU-bound, and more in flight would only hold more bodies and
+    // events in memory. The others wait here with their bodies still in the
+    // sockets, so an overload makes latency grow, not memory.
+    let _permit = publish_permits()
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("publish permits closed"))?;
     let limits = &state.limits;
     let bytes: Bytes = axum::body::to_bytes(body, limits.max_request_bytes)
         .await
@@ -278,13 +295,15 @@ pub async fn publish(
 
     let mut appends = Vec::new();
     for e in validated.iter().flatten() {
+        // The stored JSON and its content hash in one serialisation.
+        let (payload, content_hash) = e.encode();
         appends.push(Append {
             event_id: e.event_id.clone(),
             stream_key: e.stream_key(),
-            content_hash: e.content_hash(),
+            content_hash,
             event_type: e.event_type().as_str().to_string(),
             version: e.version,
-            payload: e.to_json().into_bytes(),
+            payload,
         });
     }
     let outcomes = if appends.is_empty() {

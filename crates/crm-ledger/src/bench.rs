@@ -56,6 +56,28 @@ pub enum BenchMode {
     Rebuild(RebuildBenchArgs),
     /// The floor alone: the events parsed by serde_json, and validated.
     Floor(FloorArgs),
+    /// A bare rdkafka producer (acks=all, idempotent, like the Kafka
+    /// backend) sending the same events to a broker: the Kafka-mode ceiling.
+    KafkaProducer(KafkaProducerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KafkaProducerArgs {
+    #[command(flatten)]
+    pub source: Source,
+    #[command(flatten)]
+    pub load: Load,
+    /// Bootstrap servers, HOST:PORT.
+    #[arg(long)]
+    pub brokers: String,
+    /// Topic (created with --partitions when missing).
+    #[arg(long, default_value = "crm-bench-bare")]
+    pub topic: String,
+    #[arg(long, default_value_t = 3)]
+    pub partitions: i32,
+    /// Events to send.
+    #[arg(long, default_value_t = 300_000)]
+    pub events: u64,
 }
 
 /// The events to publish.
@@ -90,6 +112,10 @@ pub struct ServerOpts {
     /// "--log kafka --brokers 127.0.0.1:9092".
     #[arg(long, allow_hyphen_values = true)]
     pub server_args: Option<String>,
+    /// The `crm-ledger` binary to run as the server (default: this one), to
+    /// compare builds under the same load.
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
 }
 
 /// How events are published.
@@ -140,6 +166,9 @@ pub struct QueryArgs {
     /// Ingest rate during the query load, events/s (open loop; 0: none).
     #[arg(long, default_value_t = 10_000.0)]
     pub ingest_rate: f64,
+    /// Connections the query load uses.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +211,7 @@ pub async fn bench(args: BenchArgs) -> Result<ExitCode> {
         BenchMode::Query(a) => query(a).await,
         BenchMode::Memory(a) => memory(a).await,
         BenchMode::Rebuild(a) => rebuild(a).await,
+        BenchMode::KafkaProducer(a) => kafka_producer(a).await,
         BenchMode::Floor(a) => {
             let file = events_file(&a.source, a.events)?;
             let lines = read_lines(&file, 0, a.events)?;
@@ -427,7 +457,7 @@ impl Floor {
         });
         let ingest_cpu = rate(&|l| {
             if let Ok(e) = validator.validate_json(l.as_bytes()) {
-                std::hint::black_box((e.stream_key(), e.content_hash(), e.to_json()));
+                std::hint::black_box((e.stream_key(), e.encode()));
             }
         });
         Floor {
@@ -487,10 +517,8 @@ impl Server {
                     .duration_since(std::time::UNIX_EPOCH)?
                     .as_nanos();
                 (
-                    std::env::temp_dir().join(format!(
-                        "crm-ledger-bench-{}-{nanos}",
-                        std::process::id()
-                    )),
+                    std::env::temp_dir()
+                        .join(format!("crm-ledger-bench-{}-{nanos}", std::process::id())),
                     !opts.keep,
                 )
             }
@@ -498,7 +526,11 @@ impl Server {
         std::fs::create_dir_all(&dir)?;
         let port = free_port()?;
         let log = std::fs::File::create(dir.join("bench-server.log"))?;
-        let mut cmd = Command::new(std::env::current_exe()?);
+        let bin = match &opts.server_bin {
+            Some(b) => b.clone(),
+            None => std::env::current_exe()?,
+        };
+        let mut cmd = Command::new(bin);
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(&dir)
@@ -508,7 +540,10 @@ impl Server {
             cmd.args(extra.split_whitespace());
         }
         let child = cmd
-            .env("RUST_LOG", std::env::var("CRM_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("CRM_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -651,8 +686,12 @@ struct ProjectionInfo {
     position: Option<String>,
 }
 
-/// Per partition, the last offset every projection has applied.
-async fn applied(client: &reqwest::Client, url: &str) -> Result<BTreeMap<u32, Option<u64>>> {
+/// Per partition, the last offset every projection has applied; `None`
+/// when the server runs no projection (`--role ingest`).
+async fn applied(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<Option<BTreeMap<u32, Option<u64>>>> {
     let infos: Vec<ProjectionInfo> = client
         .get(format!("{url}/v1/projections"))
         .send()
@@ -660,6 +699,9 @@ async fn applied(client: &reqwest::Client, url: &str) -> Result<BTreeMap<u32, Op
         .error_for_status()?
         .json()
         .await?;
+    if infos.is_empty() {
+        return Ok(None);
+    }
     let mut out: BTreeMap<u32, Option<u64>> = BTreeMap::new();
     let mut partitions: Vec<BTreeMap<u32, u64>> = Vec::new();
     for i in &infos {
@@ -683,7 +725,7 @@ async fn applied(client: &reqwest::Client, url: &str) -> Result<BTreeMap<u32, Op
             .flatten();
         out.insert(p, min);
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// Samples the projection lag and the server's RSS every 100 ms.
@@ -705,7 +747,7 @@ impl Monitor {
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                     _ = stopped.changed() => break,
                 }
-                if let Ok(a) = applied(&client, &url).await {
+                if let Ok(Some(a)) = applied(&client, &url).await {
                     let lag = acks.lock().expect("lock").lag(&a, Instant::now());
                     let mut m = m.lock().expect("lock");
                     *m = (*m).max(lag);
@@ -736,10 +778,12 @@ async fn catch_up(
     timeout: Duration,
 ) -> Result<(Duration, Duration)> {
     let started = Instant::now();
-    let a = applied(client, url).await?;
+    let Some(a) = applied(client, url).await? else {
+        bail!("the server runs no projection");
+    };
     let lag_now = acks.lock().expect("lock").lag(&a, started);
     loop {
-        let a = applied(client, url).await?;
+        let a = applied(client, url).await?.unwrap_or_default();
         if acks.lock().expect("lock").covered_by(&a) {
             return Ok((lag_now, started.elapsed()));
         }
@@ -959,14 +1003,7 @@ async fn ingest(a: IngestArgs) -> Result<ExitCode> {
     } else {
         32
     };
-    let (lanes, reader) = spawn_reader(
-        file,
-        0,
-        a.events,
-        a.load.clients,
-        a.load.batch,
-        capacity,
-    );
+    let (lanes, reader) = spawn_reader(file, 0, a.events, a.load.clients, a.load.batch, capacity);
     if preload {
         // Wait for the reader without blocking the runtime.
         let reader = tokio::task::spawn_blocking(move || reader.join()).await?;
@@ -1050,14 +1087,7 @@ async fn memory(a: MemoryArgs) -> Result<ExitCode> {
     let mut done = 0u64;
     while done < a.events {
         let n = a.every.min(a.events - done);
-        let (lanes, reader) = spawn_reader(
-            file.clone(),
-            done,
-            n,
-            a.load.clients,
-            a.load.batch,
-            16,
-        );
+        let (lanes, reader) = spawn_reader(file.clone(), done, n, a.load.clients, a.load.batch, 16);
         let (tally, elapsed) =
             match publish_all(&server.url, lanes, a.load.batch, 0.0, acks.clone()).await {
                 Ok(r) => r,
@@ -1107,6 +1137,7 @@ fn dir_size(dir: &Path) -> u64 {
 
 /// Query targets from the stored events: customer ids and identities as
 /// published.
+#[allow(clippy::type_complexity)]
 fn query_targets(path: &Path, count: u64) -> Result<(Vec<String>, Vec<(String, String)>)> {
     let r = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
     let (mut ids, mut identities) = (Vec::new(), Vec::new());
@@ -1161,11 +1192,15 @@ async fn query(a: QueryArgs) -> Result<ExitCode> {
     // already holds them).
     let have: u64 = applied(&client, &server.url)
         .await?
+        .unwrap_or_default()
         .values()
         .map(|o| o.map_or(0, |o| o + 1))
         .sum();
     if have < a.store_events {
-        eprintln!("building the store: publishing {} events", a.store_events - have);
+        eprintln!(
+            "building the store: publishing {} events",
+            a.store_events - have
+        );
         let (lanes, reader) = spawn_reader(
             file.clone(),
             have,
@@ -1198,7 +1233,12 @@ async fn query(a: QueryArgs) -> Result<ExitCode> {
             a.load.batch,
             (n as usize / a.load.batch / a.load.clients + 2).max(4),
         );
-        let (url, acks, batch, rate) = (server.url.clone(), acks.clone(), a.load.batch, a.ingest_rate);
+        let (url, acks, batch, rate) = (
+            server.url.clone(),
+            acks.clone(),
+            a.load.batch,
+            a.ingest_rate,
+        );
         // Let the reader fill the lanes first.
         tokio::time::sleep(Duration::from_millis(500)).await;
         Some(tokio::spawn(async move {
@@ -1211,8 +1251,37 @@ async fn query(a: QueryArgs) -> Result<ExitCode> {
     let load_before = load_average();
     let interval = Duration::from_secs_f64(1.0 / a.qps);
     let total = (a.qps * a.seconds as f64) as u64;
+    // A fixed pool of connections takes requests in schedule order; a
+    // request waiting for a free connection counts as late (latency from
+    // schedule), as it would for a real client.
+    let (work_tx, work_rx) = mpsc::unbounded_channel::<(bool, String, Instant)>();
+    let work_rx = Arc::new(tokio::sync::Mutex::new(work_rx));
+    let mut workers = Vec::new();
+    for _ in 0..a.connections.max(1) {
+        let (client, work_rx) = (client.clone(), work_rx.clone());
+        workers.push(tokio::spawn(async move {
+            let mut done_here = Vec::new();
+            loop {
+                let next = work_rx.lock().await.recv().await;
+                let Some((lookup, url, scheduled)) = next else {
+                    break;
+                };
+                let began = Instant::now();
+                let ok = match client.get(&url).send().await {
+                    Ok(r) => {
+                        let good = r.status().is_success();
+                        let body = r.bytes().await;
+                        good && body.is_ok()
+                    }
+                    Err(_) => false,
+                };
+                let done = Instant::now();
+                done_here.push((lookup, ok, done - began, done - scheduled));
+            }
+            done_here
+        }));
+    }
     let started = Instant::now();
-    let mut tasks = Vec::with_capacity(total as usize);
     let mut rng_state = a.source.seed | 1;
     let mut next = || {
         // xorshift: a fixed, cheap sequence of targets.
@@ -1237,31 +1306,20 @@ async fn query(a: QueryArgs) -> Result<ExitCode> {
             let id = &ids[(next() % ids.len() as u64) as usize];
             format!("{}/v1/customers/{}", server.url, encode_path(id))
         };
-        let client = client.clone();
-        tasks.push(tokio::spawn(async move {
-            let began = Instant::now();
-            let ok = match client.get(&url).send().await {
-                Ok(r) => {
-                    let good = r.status().is_success();
-                    let body = r.bytes().await;
-                    good && body.is_ok()
-                }
-                Err(_) => false,
-            };
-            let done = Instant::now();
-            (lookup, ok, done - began, done - scheduled)
-        }));
+        let _ = work_tx.send((lookup, url, scheduled));
     }
+    drop(work_tx);
     let mut lat: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
     let mut sched: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
     let mut errors = [0u64; 2];
-    for t in tasks {
-        let (lookup, ok, l, s) = t.await?;
-        let i = usize::from(lookup);
-        lat[i].push(l);
-        sched[i].push(s);
-        if !ok {
-            errors[i] += 1;
+    for w in workers {
+        for (lookup, ok, l, s) in w.await? {
+            let i = usize::from(lookup);
+            lat[i].push(l);
+            sched[i].push(s);
+            if !ok {
+                errors[i] += 1;
+            }
         }
     }
     let elapsed = started.elapsed();
@@ -1277,7 +1335,10 @@ async fn query(a: QueryArgs) -> Result<ExitCode> {
             "off".into()
         }
     );
-    for (i, name) in ["GET /v1/customers/{id}", "GET /v1/lookup"].iter().enumerate() {
+    for (i, name) in ["GET /v1/customers/{id}", "GET /v1/lookup"]
+        .iter()
+        .enumerate()
+    {
         println!(
             "  {name}: {} errors; latency from send {}; from schedule {}",
             errors[i],
@@ -1309,9 +1370,11 @@ async fn rebuild(a: RebuildBenchArgs) -> Result<ExitCode> {
     // The floor on the stored events themselves.
     let mut lines = Vec::new();
     crm_log::embedded::scan_dir(&log_dir, |r| {
-        lines.push(String::from_utf8(r.payload).map_err(|e| {
-            crm_log::LogError::Corrupt(format!("stored event is not UTF-8: {e}"))
-        })?);
+        lines.push(
+            String::from_utf8(r.payload).map_err(|e| {
+                crm_log::LogError::Corrupt(format!("stored event is not UTF-8: {e}"))
+            })?,
+        );
         Ok(lines.len() < 200_000)
     })?;
     if lines.is_empty() {
@@ -1354,4 +1417,121 @@ async fn rebuild(a: RebuildBenchArgs) -> Result<ExitCode> {
         println!("peak RSS of this process: {}", mb(peak));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sends the events with a bare rdkafka producer, in batches of `--batch`
+/// per client, each batch awaited whole (like a publish request).
+async fn kafka_producer(a: KafkaProducerArgs) -> Result<ExitCode> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::ClientConfig;
+
+    let file = events_file(&a.source, a.events)?;
+    let lines = read_lines(&file, 0, a.events.min(200_000))?;
+    let floor = Floor::measure(&lines);
+    drop(lines);
+    floor.print();
+    let admin: AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", &a.brokers)
+        .create()?;
+    let topic = NewTopic::new(&a.topic, a.partitions, TopicReplication::Fixed(1));
+    let _ = admin.create_topics([&topic], &AdminOptions::new()).await?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &a.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("max.in.flight.requests.per.connection", "5")
+        .set("message.timeout.ms", "30000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("partitioner", "murmur2_random")
+        .create()?;
+    let (lanes, reader) = spawn_reader(
+        file,
+        0,
+        a.events,
+        a.load.clients,
+        a.load.batch,
+        (a.events as usize / a.load.batch / a.load.clients + 2).max(4),
+    );
+    let reader = tokio::task::spawn_blocking(move || reader.join()).await?;
+    reader.map_err(|_| anyhow!("the reader panicked"))??;
+    let load_before = load_average();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for mut lane in lanes {
+        let producer = producer.clone();
+        let topic = a.topic.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut sent, mut failed) = (0u64, 0u64);
+            let mut latencies = Vec::new();
+            while let Some(body) = lane.recv().await {
+                let began = Instant::now();
+                let mut deliveries = Vec::with_capacity(body.events as usize);
+                for line in body.bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                    let key = stream_key_of(line);
+                    let record = FutureRecord::to(&topic).key(&key).payload(line);
+                    match producer.send_result(record) {
+                        Ok(d) => deliveries.push(d),
+                        Err(_) => failed += 1,
+                    }
+                }
+                for d in deliveries {
+                    match d.await {
+                        Ok(Ok(_)) => sent += 1,
+                        _ => failed += 1,
+                    }
+                }
+                latencies.push(began.elapsed());
+            }
+            (sent, failed, latencies)
+        }));
+    }
+    let (mut sent, mut failed, mut latencies) = (0, 0, Vec::new());
+    for t in tasks {
+        let (s, f, l) = t.await?;
+        sent += s;
+        failed += f;
+        latencies.extend(l);
+    }
+    let elapsed = started.elapsed();
+    let rate = sent as f64 / elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "bare rdkafka producer: {sent} events in {:.2} s: {rate:.0} events/s = {} ({failed} failed; {} clients, batches of {}; load average before {load_before}, after {})",
+        elapsed.as_secs_f64(),
+        floor.ratio(rate),
+        a.load.clients,
+        a.load.batch,
+        load_average()
+    );
+    println!(
+        "latency per batch of {}: {}",
+        a.load.batch,
+        latency_line(&mut latencies)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The stream key of an event line (`family/id`), as the Kafka backend keys
+/// its messages.
+fn stream_key_of(line: &[u8]) -> Vec<u8> {
+    #[derive(Deserialize)]
+    struct S<'a> {
+        #[serde(rename = "type", borrow)]
+        t: Option<&'a str>,
+        customer_id: Option<&'a str>,
+        interaction_id: Option<&'a str>,
+        case_id: Option<&'a str>,
+        campaign_id: Option<&'a str>,
+    }
+    let Ok(s) = serde_json::from_slice::<S<'_>>(line) else {
+        return Vec::new();
+    };
+    let (family, id) = match s.t.and_then(|t| t.split('.').next()).unwrap_or("") {
+        "customer" | "consent" => ("customer", s.customer_id),
+        "interaction" => ("interaction", s.interaction_id),
+        "case" => ("case", s.case_id),
+        "campaign" => ("campaign", s.campaign_id),
+        _ => ("", None),
+    };
+    format!("{family}/{}", id.unwrap_or("")).into_bytes()
 }

@@ -13,7 +13,9 @@ pub fn demo(args: crate::cli::DemoArgs) -> Result<ExitCode> {
         bail!("--customers and --days must be at least 1");
     }
     let out: Box<dyn Write> = match &args.out {
-        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        Some(p) => {
+            Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
+        }
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = BufWriter::with_capacity(1 << 20, out);
@@ -36,8 +38,14 @@ pub fn demo(args: crate::cli::DemoArgs) -> Result<ExitCode> {
         summary.interactions,
         summary.cases,
         summary.campaigns,
-        summary.first_occurred_at.map(|t| crm_events::format_time(&t)).unwrap_or_default(),
-        summary.last_occurred_at.map(|t| crm_events::format_time(&t)).unwrap_or_default(),
+        summary
+            .first_occurred_at
+            .map(|t| crm_events::format_time(&t))
+            .unwrap_or_default(),
+        summary
+            .last_occurred_at
+            .map(|t| crm_events::format_time(&t))
+            .unwrap_or_default(),
         args.seed
     );
     Ok(ExitCode::SUCCESS)

@@ -22,15 +22,20 @@ pub fn kafka_config(args: &LogArgs) -> Result<KafkaConfig> {
     let Some(brokers) = args.brokers.as_deref().filter(|b| !b.trim().is_empty()) else {
         bail!("--log kafka needs --brokers HOST:PORT (or CRM_LEDGER_BROKERS)");
     };
-    Ok(KafkaConfig::new(brokers).topic(args.topic.clone()).partitions(args.partitions))
+    Ok(KafkaConfig::new(brokers)
+        .topic(args.topic.clone())
+        .partitions(args.partitions))
 }
 
 /// Connects to the Kafka topic of the command line (creating it if missing).
 pub async fn open_kafka(args: &LogArgs) -> Result<Arc<KafkaLog>> {
     let config = kafka_config(args)?;
-    let log = KafkaLog::connect(config)
-        .await
-        .with_context(|| format!("connecting to Kafka at {}", args.brokers.as_deref().unwrap_or("")))?;
+    let log = KafkaLog::connect(config).await.with_context(|| {
+        format!(
+            "connecting to Kafka at {}",
+            args.brokers.as_deref().unwrap_or("")
+        )
+    })?;
     Ok(Arc::new(log))
 }
 
@@ -42,11 +47,17 @@ pub async fn open(
     match args.backend {
         LogBackend::Embedded => {
             let log = embedded()?;
-            Ok(Opened { log: log.clone(), embedded: Some(log) })
+            Ok(Opened {
+                log: log.clone(),
+                embedded: Some(log),
+            })
         }
         LogBackend::Kafka => {
             let log: Arc<dyn Log> = open_kafka(args).await?;
-            Ok(Opened { log, embedded: None })
+            Ok(Opened {
+                log,
+                embedded: None,
+            })
         }
     }
 }

@@ -58,8 +58,10 @@ pub async fn rebuild_into(
     }
     let bar = if show_progress {
         ProgressBar::new(total * projections.len() as u64).with_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} events applied, {per_sec} eta {eta}")
-                .expect("template"),
+            ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} events applied, {per_sec} eta {eta}",
+            )
+            .expect("template"),
         )
     } else {
         ProgressBar::hidden()
@@ -97,7 +99,11 @@ pub async fn rebuild_into(
         let tree = store.tree(p.name())?;
         digests.push((p.name().to_string(), crm_projector::digest(&TreeKv(tree))?));
     }
-    Ok(Rebuilt { events: total * projections.len() as u64, seconds, digests })
+    Ok(Rebuilt {
+        events: total * projections.len() as u64,
+        seconds,
+        digests,
+    })
 }
 
 pub async fn rebuild(args: RebuildArgs) -> Result<ExitCode> {
@@ -115,7 +121,10 @@ pub async fn rebuild(args: RebuildArgs) -> Result<ExitCode> {
     let (store_dir, replace): (PathBuf, bool) = match &args.out {
         Some(out) => {
             if !empty_or_missing(out)? {
-                bail!("--out {} exists and is not empty; choose a new directory", out.display());
+                bail!(
+                    "--out {} exists and is not empty; choose a new directory",
+                    out.display()
+                );
             }
             (out.join("store"), false)
         }
@@ -129,9 +138,14 @@ pub async fn rebuild(args: RebuildArgs) -> Result<ExitCode> {
     let opened = crate::logs::open(&args.log, || crate::serve::open_embedded(data_dir)).await?;
     if replace {
         // Fails now, before any work, if a server holds the store.
-        drop(Store::open(&data_dir.join("store"), 1 << 20).with_context(|| {
-            format!("the read models in {} are in use (is a server running?)", data_dir.join("store").display())
-        })?);
+        drop(
+            Store::open(&data_dir.join("store"), 1 << 20).with_context(|| {
+                format!(
+                    "the read models in {} are in use (is a server running?)",
+                    data_dir.join("store").display()
+                )
+            })?,
+        );
         let _ = std::fs::remove_dir_all(&store_dir);
     }
     let filter = EventFilter { as_of, known_at };
@@ -151,11 +165,19 @@ pub async fn rebuild(args: RebuildArgs) -> Result<ExitCode> {
     }
     eprintln!(
         "rebuilt {} in {:.2} s: {:.0} events/s{}",
-        result.digests.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+        result
+            .digests
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         result.seconds,
         result.events as f64 / result.seconds.max(1e-9),
         match &args.out {
-            Some(out) => format!(" (serve it with: crm-ledger serve --read-only --data-dir {})", out.display()),
+            Some(out) => format!(
+                " (serve it with: crm-ledger serve --read-only --data-dir {})",
+                out.display()
+            ),
             None => String::new(),
         }
     );
@@ -173,8 +195,12 @@ pub fn digest(args: DigestArgs) -> Result<ExitCode> {
     if !dir.is_dir() {
         bail!("{} holds no read models", args.data_dir.display());
     }
-    let store = Store::open(&dir, 64 << 20)
-        .with_context(|| format!("the read models in {} are in use (is a server running?)", dir.display()))?;
+    let store = Store::open(&dir, 64 << 20).with_context(|| {
+        format!(
+            "the read models in {} are in use (is a server running?)",
+            dir.display()
+        )
+    })?;
     for p in projections {
         let tree = store.live_tree(p.name())?;
         println!("{} {}", p.name(), crm_projector::digest(&TreeKv(tree))?);

@@ -55,7 +55,10 @@ impl Related {
     }
 }
 
-fn for_each_event(args: &ReplayArgs, mut f: impl FnMut(&crm_log::LogRecord) -> Result<()>) -> Result<u64> {
+fn for_each_event(
+    args: &ReplayArgs,
+    mut f: impl FnMut(&crm_log::LogRecord) -> Result<()>,
+) -> Result<u64> {
     if args.log.backend == LogBackend::Kafka {
         // Called on a blocking thread: drive the Kafka reader from here.
         return tokio::runtime::Handle::current().block_on(async {
@@ -67,9 +70,14 @@ fn for_each_event(args: &ReplayArgs, mut f: impl FnMut(&crm_log::LogRecord) -> R
             // Up to the end as it was when replay started; partitions are
             // interleaved as they are read, each in its own order.
             while seen.lag_behind(&end) > 0 {
-                let batch = reader.next_batch(5000, std::time::Duration::from_secs(5)).await?;
+                let batch = reader
+                    .next_batch(5000, std::time::Duration::from_secs(5))
+                    .await?;
                 if batch.is_empty() {
-                    bail!("Kafka stopped answering before the end of the topic ({} events left)", seen.lag_behind(&end));
+                    bail!(
+                        "Kafka stopped answering before the end of the topic ({} events left)",
+                        seen.lag_behind(&end)
+                    );
                 }
                 for rec in &batch {
                     if rec.position.offset < end.next(rec.position.partition) {

@@ -76,7 +76,9 @@ fn open_store(data_dir: &std::path::Path, cache_mb: u64) -> Result<Store> {
 pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let started = Instant::now();
     if args.read_only && args.log.backend == LogBackend::Kafka {
-        bail!("--read-only serves the read models of a data dir without a log: leave out --log kafka");
+        bail!(
+            "--read-only serves the read models of a data dir without a log: leave out --log kafka"
+        );
     }
     let security = crate::keys::security(&args)?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -126,7 +128,12 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
             ..RunnerConfig::default()
         };
         let projections = if projects { projections } else { Vec::new() };
-        let projector = Arc::new(Projector::start(&store, dyn_log.clone(), projections, config)?);
+        let projector = Arc::new(Projector::start(
+            &store,
+            dyn_log.clone(),
+            projections,
+            config,
+        )?);
         let state = AppState::new(Some(dyn_log), projector.handles.clone(), limits, metrics)
             .with_projector(projector.clone())
             .with_roles(publishes, queries);

@@ -64,7 +64,9 @@ fn benches(c: &mut Criterion) {
                             let queue = queue.clone();
                             tasks.push(tokio::spawn(async move {
                                 loop {
-                                    let Some(b) = queue.lock().unwrap().pop() else { break };
+                                    let Some(b) = queue.lock().unwrap().pop() else {
+                                        break;
+                                    };
                                     log.append(b).await.unwrap();
                                 }
                             }));
@@ -87,7 +89,11 @@ fn benches(c: &mut Criterion) {
                 let mut r = log.reader(&Checkpoint::default()).await.unwrap();
                 let mut n = 0u64;
                 while n < written {
-                    n += r.next_batch(5000, Duration::from_millis(10)).await.unwrap().len() as u64;
+                    n += r
+                        .next_batch(5000, Duration::from_millis(10))
+                        .await
+                        .unwrap()
+                        .len() as u64;
                 }
             })
         })

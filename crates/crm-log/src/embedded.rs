@@ -344,6 +344,51 @@ fn verify_segment(
     Ok((pos, count))
 }
 
+/// A fixed-size Bloom filter of every event id in the log, so that an id
+/// the log has never held (nearly every append) is known new without a
+/// lookup in the sled index. Built at open from the segments (which are read
+/// whole anyway to check them) and fed by every write. Its size never
+/// changes: past some tens of millions of ids its false positives grow and
+/// more lookups go to the index, which always has the last word.
+struct IdFilter {
+    bits: Vec<u64>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+/// 2^27 bits (16 MiB): under 1% false positives up to about 14 million ids.
+const ID_FILTER_BITS: u64 = 1 << 27;
+const ID_FILTER_HASHES: u64 = 7;
+
+impl IdFilter {
+    fn new() -> IdFilter {
+        IdFilter {
+            bits: vec![0; (ID_FILTER_BITS / 64) as usize],
+            hasher: Default::default(),
+        }
+    }
+
+    /// The bit positions of `id` (double hashing).
+    fn positions(&self, id: &str) -> [u64; ID_FILTER_HASHES as usize] {
+        use std::hash::BuildHasher;
+        let h = self.hasher.hash_one(id);
+        let (h1, h2) = (h & 0xffff_ffff, (h >> 32) | 1);
+        std::array::from_fn(|i| h1.wrapping_add((i as u64).wrapping_mul(h2)) % ID_FILTER_BITS)
+    }
+
+    fn insert(&mut self, id: &str) {
+        for p in self.positions(id) {
+            self.bits[(p / 64) as usize] |= 1 << (p % 64);
+        }
+    }
+
+    /// False: the log certainly does not hold `id`.
+    fn may_hold(&self, id: &str) -> bool {
+        self.positions(id)
+            .iter()
+            .all(|p| self.bits[(*p / 64) as usize] & (1 << (*p % 64)) != 0)
+    }
+}
+
 fn index_value(hash: &[u8; 32], offset: u64) -> [u8; 40] {
     let mut v = [0u8; 40];
     v[..32].copy_from_slice(hash);
@@ -479,6 +524,7 @@ impl EmbeddedLog {
             };
         let mut segments = Vec::new();
         let mut next_offset = 0u64;
+        let mut ids = IdFilter::new();
         if bases.is_empty() {
             let (_, seg) = create_segment(&dir, 0)?;
             segments.push(seg);
@@ -500,7 +546,11 @@ impl EmbeddedLog {
                     ));
                 }
                 let (len, count) =
-                    verify_segment(&path, base, i + 1 == bases.len(), covered, |_, _| Ok(()))?;
+                    verify_segment(&path, base, i + 1 == bases.len(), covered, |_, body| {
+                        let b = decode_record_body(body).map_err(|e| corrupt(&path, 0, e))?;
+                        ids.insert(b.event_id);
+                        Ok(())
+                    })?;
                 next_offset = base + count;
                 segments.push(Segment { base, path, len });
             }
@@ -522,6 +572,7 @@ impl EmbeddedLog {
             file,
             next_offset,
             index: Some((index_db, index)),
+            ids,
             index_dir: dir.join("ids"),
             index_cache_bytes: config.index_cache_bytes,
             min_free_bytes: config.min_free_bytes,
@@ -529,6 +580,7 @@ impl EmbeddedLog {
             segment_bytes: config.segment_bytes,
             max_group_events: config.max_group_events,
             broken: None,
+            unindexed: None,
         };
         let handle = std::thread::Builder::new()
             .name("crm-log-writer".into())
@@ -576,6 +628,8 @@ struct Writer {
     /// after an I/O error, e.g. a full disk): reopened and caught up from the
     /// segments before the next write.
     index: Option<(sled::Db, sled::Tree)>,
+    /// Every id in the log, approximately: see [`IdFilter`].
+    ids: IdFilter,
     index_dir: PathBuf,
     index_cache_bytes: u64,
     min_free_bytes: u64,
@@ -584,9 +638,26 @@ struct Writer {
     max_group_events: usize,
     /// Set when the log can no longer be trusted to write (a failed cut-back).
     broken: Option<String>,
+    /// The index entries of the last group, written after its answers.
+    unindexed: Option<sled::Batch>,
 }
 
 impl Writer {
+    /// Writes the last group's ids into the index.
+    fn index_written(&mut self) {
+        let Some(batch) = self.unindexed.take() else {
+            return;
+        };
+        if let Some((_, tree)) = &self.index {
+            if let Err(e) = tree.apply_batch(batch) {
+                // The records are durable (and acknowledged); the index is
+                // reopened and caught up from the segments before the next
+                // write, so duplicates are still recognised.
+                self.index_failed(&e);
+            }
+        }
+    }
+
     fn run(&mut self, mut rx: mpsc::Receiver<WriteReq>) {
         while let Some(first) = rx.blocking_recv() {
             let mut group = vec![first];
@@ -620,6 +691,8 @@ impl Writer {
                     }
                 }
             }
+            // Answered: now the index (before the next group's dedup).
+            self.index_written();
         }
         if let Some((db, _)) = &self.index {
             if let Err(e) = db.flush() {
@@ -694,6 +767,7 @@ impl Writer {
             for a in &req.batch {
                 let existing = match pending.get(a.event_id.as_str()) {
                     Some(v) => Some(*v),
+                    None if !self.ids.may_hold(&a.event_id) => None,
                     None => match index.get(a.event_id.as_bytes()) {
                         Ok(v) => v.and_then(|v| parse_index_value(&v)),
                         Err(e) => {
@@ -754,18 +828,20 @@ impl Writer {
             return Err(write_error(e));
         }
 
-        // Durable: index the new ids, then let readers see the records.
+        // Durable: let readers see the records. The new ids go into the
+        // sled index right after the publishers are answered (see `run`),
+        // before the next group is deduplicated: the answer does not wait
+        // for sled, whose batches queue behind the read models' (sled has
+        // one lock for every tree of the process).
+        for id in pending.keys() {
+            self.ids.insert(id);
+        }
         let mut batch = sled::Batch::default();
         for (id, (hash, at)) in &pending {
             batch.insert(id.as_bytes(), &index_value(hash, *at)[..]);
         }
         batch.insert(INDEX_NEXT_KEY, &offset.to_le_bytes());
-        if let Err(e) = index.apply_batch(batch) {
-            // The records are durable (and acknowledged); the index is
-            // reopened and caught up from the segments before the next
-            // write, so duplicates are still recognised.
-            self.index_failed(&e);
-        }
+        self.unindexed = Some(batch);
         self.next_offset = offset;
         self.segments.last_mut().expect("segment").len = committed_len + buf.len() as u64;
         if self.segments.last().expect("segment").len >= self.segment_bytes {
@@ -1041,4 +1117,22 @@ pub fn scan_dir(
         }
     }
     Ok(read)
+}
+
+#[cfg(test)]
+mod id_filter_tests {
+    use super::IdFilter;
+
+    #[test]
+    fn an_inserted_id_is_always_held_and_most_others_are_not() {
+        let mut f = IdFilter::new();
+        for i in 0..10_000 {
+            f.insert(&format!("evt-{i}"));
+        }
+        assert!((0..10_000).all(|i| f.may_hold(&format!("evt-{i}"))));
+        let false_positives = (0..10_000)
+            .filter(|i| f.may_hold(&format!("other-{i}")))
+            .count();
+        assert!(false_positives < 10, "{false_positives}");
+    }
 }

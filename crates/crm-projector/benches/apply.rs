@@ -18,6 +18,13 @@ use crm_projector::RunnerConfig;
 const EVENTS: usize = 50_000;
 const BATCH: usize = 2000;
 
+fn batch_size() -> usize {
+    std::env::var("BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(BATCH)
+}
+
 /// Demo events as the log stores them (validated, canonical, recorded_at set).
 fn records() -> Vec<LogRecord> {
     let validator = Validator::new();
@@ -50,19 +57,30 @@ fn projections() -> Vec<Arc<dyn Projection>> {
 /// Applies every record to each projection in its own fresh tree.
 fn fold_all(records: &[LogRecord], projections: &[Arc<dyn Projection>]) -> Duration {
     let dir = tempfile::tempdir().unwrap();
-    let db = sled::Config::new()
+    let mut cfg = sled::Config::new()
         .path(dir.path())
-        .cache_capacity(256 << 20)
-        .open()
-        .unwrap();
+        .cache_capacity(256 << 20);
+    if std::env::var("SLED_HT").is_ok() {
+        cfg = cfg.mode(sled::Mode::HighThroughput);
+    }
+    let db = cfg.open().unwrap();
     let config = RunnerConfig::default();
     let started = Instant::now();
     for p in projections {
         let tree = db.open_tree(p.name()).unwrap();
         let mut cp = Checkpoint::default();
         let (mut applied, mut last) = (0, None);
-        for chunk in records.chunks(BATCH) {
-            apply_batch(&**p, &tree, &config, chunk, &mut cp, &mut applied, &mut last).unwrap();
+        for chunk in records.chunks(batch_size()) {
+            apply_batch(
+                &**p,
+                &tree,
+                &config,
+                chunk,
+                &mut cp,
+                &mut applied,
+                &mut last,
+            )
+            .unwrap();
         }
     }
     started.elapsed()
@@ -79,13 +97,19 @@ fn benches(c: &mut Criterion) {
     g.bench_function("parse_stored", |b| {
         b.iter(|| {
             for r in &records {
-                black_box(Event::from_stored_json(std::str::from_utf8(&r.payload).unwrap()).unwrap());
+                black_box(
+                    Event::from_stored_json(std::str::from_utf8(&r.payload).unwrap()).unwrap(),
+                );
             }
         })
     });
     for p in projections() {
         g.bench_function(format!("apply/{}", p.name()), |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| fold_all(&records, &[p.clone()])).sum())
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| fold_all(&records, std::slice::from_ref(&p)))
+                    .sum()
+            })
         });
     }
     g.bench_function("apply/all_three", |b| {
@@ -105,8 +129,9 @@ fn write_stats(records: &[LogRecord]) {
         let db = sled::open(dir.path()).unwrap();
         let tree = db.open_tree("t").unwrap();
         let base = crm_projector::TreeKv(tree.clone());
-        let (mut keys, mut bytes, mut per_event_keys, mut per_event_bytes) = (0usize, 0usize, 0usize, 0usize);
-        for chunk in records.chunks(BATCH) {
+        let (mut keys, mut bytes, mut per_event_keys, mut per_event_bytes) =
+            (0usize, 0usize, 0usize, 0usize);
+        for chunk in records.chunks(batch_size()) {
             let mut tx = Tx::new(&base);
             for r in chunk {
                 let e = Event::from_stored_json(std::str::from_utf8(&r.payload).unwrap()).unwrap();
@@ -114,19 +139,30 @@ fn write_stats(records: &[LogRecord]) {
                 let _ = p.apply(&mut child, &e);
                 let ch = child.into_changes();
                 per_event_keys += ch.len();
-                per_event_bytes += ch.0.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len())).sum::<usize>();
+                per_event_bytes +=
+                    ch.0.iter()
+                        .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()))
+                        .sum::<usize>();
                 tx.absorb(ch);
             }
             let ch = tx.into_changes();
             keys += ch.len();
-            bytes += ch.0.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len())).sum::<usize>();
+            bytes +=
+                ch.0.iter()
+                    .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()))
+                    .sum::<usize>();
             let mut b = sled::Batch::default();
-            for (k, v) in ch.0 { match v { Some(v) => b.insert(k, v), None => b.remove(k) } }
+            for (k, v) in ch.0 {
+                match v {
+                    Some(v) => b.insert(k, v),
+                    None => b.remove(k),
+                }
+            }
             tree.apply_batch(b).unwrap();
         }
         let _ = base.get(b"x");
-        eprintln!("{}: per event {:.1} key writes ({:.0} bytes) before coalescing, {:.1} ({:.0} bytes) written to sled per event in batches of {BATCH}; tree {} keys",
+        eprintln!("{}: per event {:.1} key writes ({:.0} bytes) before coalescing, {:.1} ({:.0} bytes) written to sled per event in batches of {}; tree {} keys",
             p.name(), per_event_keys as f64 / records.len() as f64, per_event_bytes as f64 / records.len() as f64,
-            keys as f64 / records.len() as f64, bytes as f64 / records.len() as f64, tree.len());
+            keys as f64 / records.len() as f64, bytes as f64 / records.len() as f64, batch_size(), tree.len());
     }
 }

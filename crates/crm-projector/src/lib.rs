@@ -27,6 +27,10 @@ pub mod store;
 pub use runner::{EventFilter, Handle, Runner, RunnerConfig, State, Status};
 pub use store::{digest, Error, Store, TreeKv};
 
+/// How long a tree replaced by an online rebuild stays readable for the
+/// queries that were reading it.
+const OLD_TREE_GRACE: Duration = Duration::from_secs(30);
+
 struct Slot {
     handle: Arc<Handle>,
     /// The live runner's task and its own stop signal.
@@ -136,7 +140,9 @@ impl Projector {
                     }
                     Err(e) => {
                         s.status = State::Live;
-                        s.error = Some(format!("online rebuild failed, the previous read model keeps serving: {e}"));
+                        s.error = Some(format!(
+                            "online rebuild failed, the previous read model keeps serving: {e}"
+                        ));
                     }
                 }
             });
@@ -175,10 +181,20 @@ async fn rebuild_slot(
 ) -> Result<(), Error> {
     let name = slot.handle.name();
     let current = store.live_tree_name(name)?;
-    let generation = current.rsplit_once('@').and_then(|(_, g)| g.parse::<u64>().ok()).unwrap_or(0) + 1;
+    let generation = current
+        .rsplit_once('@')
+        .and_then(|(_, g)| g.parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
     let fresh = format!("{name}@{generation}");
     store.drop_tree(&fresh)?;
-    let (mut runner, _) = Runner::new(store, &fresh, slot.handle.projection.clone(), log.clone(), config)?;
+    let (mut runner, _) = Runner::new(
+        store,
+        &fresh,
+        slot.handle.projection.clone(),
+        log.clone(),
+        config,
+    )?;
     let handle = slot.handle.clone();
     // Catch up while the live copy serves; repeat until close to the end.
     loop {
@@ -215,7 +231,16 @@ async fn rebuild_slot(
     let (stop, rx) = watch::channel(false);
     let task = tokio::spawn(runner.run(rx));
     *slot.live.lock().expect("lock") = Some((task, stop));
-    store.drop_tree(&old_tree)?;
+    // Queries that started before the swap may still read the old tree:
+    // drop it after a grace period (if the process stops first, the next
+    // start drops it as a tree that is not live).
+    let store = store.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(OLD_TREE_GRACE).await;
+        if let Err(e) = store.drop_tree(&old_tree) {
+            tracing::warn!(tree = %old_tree, error = %e, "dropping a replaced read model failed; it is dropped at the next start");
+        }
+    });
     tracing::info!(projection = name, tree = %fresh, "online rebuild finished and swapped in");
     Ok(())
 }

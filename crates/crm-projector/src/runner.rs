@@ -142,12 +142,14 @@ impl Handle {
                     projection.name()
                 )))
             }
-            Some(f) => return Err(Error::Other(format!(
+            Some(f) => {
+                return Err(Error::Other(format!(
                 "the {} read model in {} is of format {f}, this binary reads format {}; rebuild it",
                 projection.name(),
                 store.dir().display(),
                 projection.format_version()
-            ))),
+            )))
+            }
         }
         let (_, applied) = watch::channel(meta.checkpoint.clone());
         Ok(Arc::new(Handle {

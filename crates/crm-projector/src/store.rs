@@ -124,7 +124,8 @@ impl Store {
 
     /// Makes `tree` the one that serves projection `name`.
     pub fn set_live_tree(&self, name: &str, tree: &str) -> Result<(), Error> {
-        self.meta_tree(REGISTRY)?.insert(format!("live/{name}"), tree.as_bytes())?;
+        self.meta_tree(REGISTRY)?
+            .insert(format!("live/{name}"), tree.as_bytes())?;
         Ok(())
     }
 
@@ -171,7 +172,11 @@ fn verify(db: &sled::Db) -> Result<(), sled::Error> {
             entries += 1;
         }
     }
-    tracing::debug!(entries, ms = started.elapsed().as_millis() as u64, "read-model store verified");
+    tracing::debug!(
+        entries,
+        ms = started.elapsed().as_millis() as u64,
+        "read-model store verified"
+    );
     Ok(())
 }
 

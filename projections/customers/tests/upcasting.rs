@@ -1,8 +1,8 @@
 //! A log holding `interaction.ended` v1 and v2 replays to the same read model
 //! as a log holding only v2.
 
-use crm_projection::testkit::{digest, events, fold};
 use crm_customers::CustomersProjection;
+use crm_projection::testkit::{digest, events, fold};
 use serde_json::{json, Value};
 
 fn ended(id: &str, i: &str, talk: u32, v2: bool) -> Value {
@@ -18,8 +18,10 @@ fn ended(id: &str, i: &str, talk: u32, v2: bool) -> Value {
 }
 
 fn history(v2_for: impl Fn(usize) -> bool) -> Vec<Value> {
-    let mut out = vec![json!({"event_id": "reg", "type": "customer.registered", "occurred_at": "2026-11-20T09:00:00Z",
-        "source": "crm", "customer_id": "c1", "data": {"name": "Ana"}})];
+    let mut out = vec![
+        json!({"event_id": "reg", "type": "customer.registered", "occurred_at": "2026-11-20T09:00:00Z",
+        "source": "crm", "customer_id": "c1", "data": {"name": "Ana"}}),
+    ];
     for n in 0..6 {
         let i = format!("i{n}");
         out.push(json!({"event_id": format!("s{n}"), "type": "interaction.started", "occurred_at": "2026-11-20T10:00:00Z",
