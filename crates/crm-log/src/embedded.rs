@@ -344,51 +344,6 @@ fn verify_segment(
     Ok((pos, count))
 }
 
-/// A fixed-size Bloom filter of every event id in the log, so that an id
-/// the log has never held (nearly every append) is known new without a
-/// lookup in the sled index. Built at open from the segments (which are read
-/// whole anyway to check them) and fed by every write. Its size never
-/// changes: past some tens of millions of ids its false positives grow and
-/// more lookups go to the index, which always has the last word.
-struct IdFilter {
-    bits: Vec<u64>,
-    hasher: std::collections::hash_map::RandomState,
-}
-
-/// 2^27 bits (16 MiB): under 1% false positives up to about 14 million ids.
-const ID_FILTER_BITS: u64 = 1 << 27;
-const ID_FILTER_HASHES: u64 = 7;
-
-impl IdFilter {
-    fn new() -> IdFilter {
-        IdFilter {
-            bits: vec![0; (ID_FILTER_BITS / 64) as usize],
-            hasher: Default::default(),
-        }
-    }
-
-    /// The bit positions of `id` (double hashing).
-    fn positions(&self, id: &str) -> [u64; ID_FILTER_HASHES as usize] {
-        use std::hash::BuildHasher;
-        let h = self.hasher.hash_one(id);
-        let (h1, h2) = (h & 0xffff_ffff, (h >> 32) | 1);
-        std::array::from_fn(|i| h1.wrapping_add((i as u64).wrapping_mul(h2)) % ID_FILTER_BITS)
-    }
-
-    fn insert(&mut self, id: &str) {
-        for p in self.positions(id) {
-            self.bits[(p / 64) as usize] |= 1 << (p % 64);
-        }
-    }
-
-    /// False: the log certainly does not hold `id`.
-    fn may_hold(&self, id: &str) -> bool {
-        self.positions(id)
-            .iter()
-            .all(|p| self.bits[(*p / 64) as usize] & (1 << (*p % 64)) != 0)
-    }
-}
-
 fn index_value(hash: &[u8; 32], offset: u64) -> [u8; 40] {
     let mut v = [0u8; 40];
     v[..32].copy_from_slice(hash);
@@ -524,7 +479,6 @@ impl EmbeddedLog {
             };
         let mut segments = Vec::new();
         let mut next_offset = 0u64;
-        let mut ids = IdFilter::new();
         if bases.is_empty() {
             let (_, seg) = create_segment(&dir, 0)?;
             segments.push(seg);
@@ -546,11 +500,7 @@ impl EmbeddedLog {
                     ));
                 }
                 let (len, count) =
-                    verify_segment(&path, base, i + 1 == bases.len(), covered, |_, body| {
-                        let b = decode_record_body(body).map_err(|e| corrupt(&path, 0, e))?;
-                        ids.insert(b.event_id);
-                        Ok(())
-                    })?;
+                    verify_segment(&path, base, i + 1 == bases.len(), covered, |_, _| Ok(()))?;
                 next_offset = base + count;
                 segments.push(Segment { base, path, len });
             }
@@ -572,7 +522,6 @@ impl EmbeddedLog {
             file,
             next_offset,
             index: Some((index_db, index)),
-            ids,
             index_dir: dir.join("ids"),
             index_cache_bytes: config.index_cache_bytes,
             min_free_bytes: config.min_free_bytes,
@@ -628,8 +577,6 @@ struct Writer {
     /// after an I/O error, e.g. a full disk): reopened and caught up from the
     /// segments before the next write.
     index: Option<(sled::Db, sled::Tree)>,
-    /// Every id in the log, approximately: see [`IdFilter`].
-    ids: IdFilter,
     index_dir: PathBuf,
     index_cache_bytes: u64,
     min_free_bytes: u64,
@@ -767,7 +714,6 @@ impl Writer {
             for a in &req.batch {
                 let existing = match pending.get(a.event_id.as_str()) {
                     Some(v) => Some(*v),
-                    None if !self.ids.may_hold(&a.event_id) => None,
                     None => match index.get(a.event_id.as_bytes()) {
                         Ok(v) => v.and_then(|v| parse_index_value(&v)),
                         Err(e) => {
@@ -833,9 +779,6 @@ impl Writer {
         // before the next group is deduplicated: the answer does not wait
         // for sled, whose batches queue behind the read models' (sled has
         // one lock for every tree of the process).
-        for id in pending.keys() {
-            self.ids.insert(id);
-        }
         let mut batch = sled::Batch::default();
         for (id, (hash, at)) in &pending {
             batch.insert(id.as_bytes(), &index_value(hash, *at)[..]);
@@ -1117,22 +1060,4 @@ pub fn scan_dir(
         }
     }
     Ok(read)
-}
-
-#[cfg(test)]
-mod id_filter_tests {
-    use super::IdFilter;
-
-    #[test]
-    fn an_inserted_id_is_always_held_and_most_others_are_not() {
-        let mut f = IdFilter::new();
-        for i in 0..10_000 {
-            f.insert(&format!("evt-{i}"));
-        }
-        assert!((0..10_000).all(|i| f.may_hold(&format!("evt-{i}"))));
-        let false_positives = (0..10_000)
-            .filter(|i| f.may_hold(&format!("other-{i}")))
-            .count();
-        assert!(false_positives < 10, "{false_positives}");
-    }
 }
