@@ -285,6 +285,26 @@ async fn damaged_store_files_are_detected_and_the_read_models_rebuilt_from_the_l
             eprintln!("store damage {case}: no {prefix}* file in this store, skipped");
             continue;
         }
+        // `digest` only inspects: it reports damage and never moves the
+        // store aside (nor starts it afresh).
+        let out = Command::new(BIN)
+            .args(["digest", "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        let aside = |data: &Path| {
+            std::fs::read_dir(data).unwrap().any(|e| {
+                e.unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("store.damaged-")
+            })
+        };
+        assert!(!aside(&data), "{case}: digest moved the store aside");
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("damaged"), "{case}: digest failed: {err}");
+        }
         // What the damage did, seen before any projector runs.
         let seen = probe_read_only(&data).await;
         let server = tokio::time::timeout(Duration::from_secs(60), Server::start(&data, &[]))

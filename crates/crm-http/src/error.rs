@@ -67,6 +67,11 @@ impl ApiError {
         }
     }
 
+    pub fn with_retry_after(mut self, secs: u32) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
     pub fn with_detail(mut self, path: &str, message: impl Into<String>) -> Self {
         self.info.details.push(Detail {
             path: path.into(),
@@ -115,6 +120,12 @@ impl From<QueryError> for ApiError {
         match e {
             QueryError::BadRequest { param, message } => ApiError::bad_param(&param, message),
             QueryError::Invalid { param, message } => ApiError::invalid_param(&param, message),
+            QueryError::Store(e) if e.is_unavailable() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "read_model_unavailable",
+                e.0,
+            )
+            .with_retry_after(1),
             QueryError::Store(e) => {
                 tracing::error!(error = %e, "read model could not be read");
                 ApiError::internal("the read model could not be read")

@@ -189,7 +189,8 @@ pub async fn dead_letters(
 #[utoipa::path(post, path = "/v1/projections/{name}/rebuild", tag = "operations",
     params(("name" = String, Path, description = "customers, cases or campaigns")),
     responses((status = 202, description = "Rebuilding beside the live copy; GET /v1/projections shows progress"),
-              (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+              (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+              (status = 503, description = "The read-model store is being reopened", body = crate::error::ErrorBody)))]
 pub async fn rebuild(
     State(state): State<AppState>,
     axum::extract::Path(name): axum::extract::Path<String>,
@@ -218,6 +219,12 @@ pub async fn rebuild(
             "conflict",
             e.to_string(),
         )),
+        Err(e @ crm_projector::RebuildError::Recovering) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "read_model_unavailable",
+            e.to_string(),
+        )
+        .with_retry_after(1)),
     }
 }
 

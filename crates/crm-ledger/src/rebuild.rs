@@ -195,11 +195,16 @@ pub fn digest(args: DigestArgs) -> Result<ExitCode> {
     if !dir.is_dir() {
         bail!("{} holds no read models", args.data_dir.display());
     }
-    let store = Store::open(&dir, 64 << 20).with_context(|| {
-        format!(
-            "the read models in {} are in use (is a server running?)",
-            dir.display()
-        )
+    // Read-only inspection: a damaged store is reported, never moved aside.
+    let store = Store::open_existing(&dir, 64 << 20).map_err(|e| {
+        if e.to_string().contains("lock") {
+            anyhow::anyhow!(
+                "the read models in {} are in use (is a server running?): {e}",
+                dir.display()
+            )
+        } else {
+            anyhow::anyhow!("reading the read models in {}: {e}", dir.display())
+        }
     })?;
     for p in projections {
         let tree = store.live_tree(p.name())?;

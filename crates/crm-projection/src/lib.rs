@@ -41,6 +41,22 @@ pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 #[error("store: {0}")]
 pub struct StoreError(pub String);
 
+/// How [`StoreError::unavailable`] marks its message.
+const UNAVAILABLE: &str = "read model temporarily unavailable: ";
+
+impl StoreError {
+    /// The store is closed for a moment (the runtime is reopening it after
+    /// an I/O error): worth retrying, unlike damage.
+    pub fn unavailable(why: impl std::fmt::Display) -> StoreError {
+        StoreError(format!("{UNAVAILABLE}{why}"))
+    }
+
+    /// Whether this is [`StoreError::unavailable`].
+    pub fn is_unavailable(&self) -> bool {
+        self.0.starts_with(UNAVAILABLE)
+    }
+}
+
 /// Why a projection could not apply an event. The event goes to the
 /// dead-letter list with this message and the projection goes on.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crm_log::{Log, Token};
 use crm_projection::Projection;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 pub mod runner;
@@ -38,15 +38,35 @@ struct Slot {
     rebuilding: AtomicBool,
 }
 
-/// The running projections of a process.
-pub struct Projector {
-    pub handles: Vec<Arc<Handle>>,
+/// What the projector's tasks share.
+struct Shared {
     slots: Vec<Arc<Slot>>,
     store: Store,
     log: Arc<dyn Log>,
     config: RunnerConfig,
-    shutdown: watch::Sender<bool>,
     rebuilds: Mutex<Vec<JoinHandle<()>>>,
+    /// Told by a runner that could not commit a batch.
+    store_failed: Arc<Notify>,
+    /// The store is being reopened: no online rebuild may start.
+    recovering: AtomicBool,
+}
+
+impl Shared {
+    /// Starts `runner` as the live runner of `slot`.
+    fn start_live(&self, slot: &Slot, runner: Runner) {
+        let (stop, rx) = watch::channel(false);
+        let runner = runner.notify_store_failure(self.store_failed.clone());
+        let task = tokio::spawn(runner.run(rx));
+        *slot.live.lock().expect("lock") = Some((task, stop));
+    }
+}
+
+/// The running projections of a process.
+pub struct Projector {
+    pub handles: Vec<Arc<Handle>>,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    supervisor: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Why an online rebuild could not start.
@@ -56,10 +76,14 @@ pub enum RebuildError {
     Unknown(String),
     #[error("{0} is already rebuilding")]
     AlreadyRebuilding(String),
+    #[error("the read-model store is being reopened after an I/O error; try again shortly")]
+    Recovering,
 }
 
 impl Projector {
-    /// Prepares every projection's tree and starts its runner.
+    /// Prepares every projection's tree and starts its runner, and a
+    /// supervisor that reopens the store when sled fails (see
+    /// [`Projector::recover`]).
     pub fn start(
         store: &Store,
         log: Arc<dyn Log>,
@@ -69,6 +93,7 @@ impl Projector {
         let (shutdown, _) = watch::channel(false);
         let mut handles = Vec::new();
         let mut slots = Vec::new();
+        let mut runners = Vec::new();
         for p in projections {
             let name = p.name();
             let live = store.live_tree_name(name)?;
@@ -80,23 +105,32 @@ impl Projector {
                 }
             }
             let (runner, handle) = Runner::new(store, &live, p, log.clone(), config.clone())?;
-            let (stop, rx) = watch::channel(false);
-            let task = tokio::spawn(runner.run(rx));
             handles.push(handle.clone());
+            runners.push(runner);
             slots.push(Arc::new(Slot {
                 handle,
-                live: Mutex::new(Some((task, stop))),
+                live: Mutex::new(None),
                 rebuilding: AtomicBool::new(false),
             }));
         }
-        Ok(Projector {
-            handles,
+        let shared = Arc::new(Shared {
             slots,
             store: store.clone(),
             log,
             config,
-            shutdown,
             rebuilds: Mutex::new(Vec::new()),
+            store_failed: Arc::new(Notify::new()),
+            recovering: AtomicBool::new(false),
+        });
+        for (slot, runner) in shared.slots.iter().zip(runners) {
+            shared.start_live(slot, runner);
+        }
+        let supervisor = tokio::spawn(supervise(shared.clone(), shutdown.subscribe()));
+        Ok(Projector {
+            handles,
+            shared,
+            shutdown,
+            supervisor: Mutex::new(Some(supervisor)),
         })
     }
 
@@ -112,12 +146,19 @@ impl Projector {
     /// dropped. A crash before the swap leaves the live tree serving; the
     /// unfinished tree is dropped at the next start.
     pub fn rebuild(&self, name: &str) -> Result<(), RebuildError> {
-        let slot = self
+        let shared = &self.shared;
+        let slot = shared
             .slots
             .iter()
             .find(|s| s.handle.name() == name)
             .cloned()
             .ok_or_else(|| RebuildError::Unknown(name.to_string()))?;
+        // Taken under the rebuilds lock, which recovery holds while it
+        // waits for the rebuilds: none starts once recovery has begun.
+        let mut rebuilds = shared.rebuilds.lock().expect("lock");
+        if shared.recovering.load(Ordering::SeqCst) {
+            return Err(RebuildError::Recovering);
+        }
         if slot.rebuilding.swap(true, Ordering::SeqCst) {
             return Err(RebuildError::AlreadyRebuilding(name.to_string()));
         }
@@ -125,12 +166,10 @@ impl Projector {
             s.status = State::Rebuilding;
             s.rebuild_progress = Some(0.0);
         });
-        let store = self.store.clone();
-        let log = self.log.clone();
-        let config = self.config.clone();
+        let task_shared = shared.clone();
         let shutdown = self.shutdown.subscribe();
         let task = tokio::spawn(async move {
-            let result = rebuild_slot(&slot, &store, log, config, shutdown).await;
+            let result = rebuild_slot(&slot, &task_shared, shutdown).await;
             slot.handle.update_status(|s| {
                 s.rebuild_progress = None;
                 match &result {
@@ -148,37 +187,171 @@ impl Projector {
             });
             if let Err(e) = result {
                 tracing::error!(projection = slot.handle.name(), error = %e, "online rebuild failed");
+                // A failure after the live runner was stopped for the swap
+                // leaves the projection without one: tell the supervisor,
+                // which restarts every runner on a reopened store.
+                task_shared.store_failed.notify_one();
             }
             slot.rebuilding.store(false, Ordering::SeqCst);
         });
-        self.rebuilds.lock().expect("lock").push(task);
+        rebuilds.push(task);
         Ok(())
     }
 
     /// Stops every runner after its current batch and waits for them.
     pub async fn stop(&self) {
         let _ = self.shutdown.send(true);
-        let rebuilds: Vec<_> = self.rebuilds.lock().expect("lock").drain(..).collect();
-        for t in rebuilds {
+        let supervisor = self.supervisor.lock().expect("lock").take();
+        if let Some(t) = supervisor {
             let _ = t.await;
         }
-        for slot in &self.slots {
-            let live = slot.live.lock().expect("lock").take();
-            if let Some((task, stop)) = live {
-                let _ = stop.send(true);
-                let _ = task.await;
-            }
+        stop_all(&self.shared).await;
+    }
+}
+
+/// Waits for the online rebuilds, then stops every live runner.
+async fn stop_all(shared: &Shared) {
+    let rebuilds: Vec<_> = shared.rebuilds.lock().expect("lock").drain(..).collect();
+    for t in rebuilds {
+        let _ = t.await;
+    }
+    for slot in &shared.slots {
+        let live = slot.live.lock().expect("lock").take();
+        if let Some((task, stop)) = live {
+            let _ = stop.send(true);
+            let _ = task.await;
         }
     }
 }
 
+/// Reopens the store whenever a runner reports that it could not commit.
+///
+/// sled 0.34 refuses every operation after one I/O error (a full disk, most
+/// often) until the database is opened again; without this the read models
+/// would stay `failed` until the process restarts. Recovery stops every
+/// runner, lets go of every tree (queries answer 503 meanwhile), reopens
+/// the store (retrying while the error lasts or a query still holds the
+/// old database), and starts the runners again from their checkpoints,
+/// which were committed atomically with their state: nothing is applied
+/// twice or skipped. Repeated failures back off, up to a minute apart.
+async fn supervise(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut pause = RECOVERY_PAUSE_MIN;
+    let mut last: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = shared.store_failed.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        // Failures close together are one.
+        if let Some(at) = last {
+            if at.elapsed() > Duration::from_secs(300) {
+                pause = RECOVERY_PAUSE_MIN;
+            }
+            let wait = pause.saturating_sub(at.elapsed());
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+            pause = (pause * 2).min(RECOVERY_PAUSE_MAX);
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        // A notice left over from before the last recovery.
+        let needed = shared.slots.iter().any(|s| {
+            s.handle.status().status == State::Failed || s.live.lock().expect("lock").is_none()
+        });
+        if !needed {
+            continue;
+        }
+        let started = tokio::time::Instant::now();
+        if recover(&shared, &mut shutdown).await {
+            metrics::counter!("crm_store_reopened_total").increment(1);
+            tracing::info!(
+                ms = started.elapsed().as_millis() as u64,
+                "read-model store reopened; the projections resume from their checkpoints"
+            );
+        }
+        last = Some(tokio::time::Instant::now());
+    }
+}
+
+const RECOVERY_PAUSE_MIN: Duration = Duration::from_secs(1);
+const RECOVERY_PAUSE_MAX: Duration = Duration::from_secs(60);
+
+/// One recovery (see [`supervise`]); false when shutdown came first.
+async fn recover(shared: &Shared, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tracing::warn!("the read-model store failed: reopening it");
+    shared.recovering.store(true, Ordering::SeqCst);
+    stop_all(shared).await;
+    for slot in &shared.slots {
+        slot.handle.detach(
+            "the read-model store failed (an I/O error, e.g. a full disk) and is being reopened"
+                .into(),
+        );
+    }
+    shared.store.close();
+    let mut attempt = 0u32;
+    let restarted = loop {
+        if *shutdown.borrow() {
+            break false;
+        }
+        attempt += 1;
+        match reopen_and_restart(shared) {
+            Ok(()) => break true,
+            Err(e) => {
+                // Expected for a moment: something still holds the old
+                // database (sled's file lock), or the disk is still full.
+                if attempt % 10 == 1 {
+                    tracing::warn!(attempt, error = %e, "reopening the read-model store failed; retrying");
+                }
+                for slot in &shared.slots {
+                    slot.handle.update_status(|s| {
+                        s.error = Some(format!(
+                            "the read-model store failed and cannot be reopened yet: {e}"
+                        ))
+                    });
+                }
+                shared.store.close();
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    };
+    shared.recovering.store(false, Ordering::SeqCst);
+    restarted
+}
+
+fn reopen_and_restart(shared: &Shared) -> Result<(), Error> {
+    shared.store.reopen()?;
+    let mut runners = Vec::new();
+    for slot in &shared.slots {
+        let p = slot.handle.projection.clone();
+        let live = shared.store.live_tree_name(p.name())?;
+        let (runner, _) = Runner::new(
+            &shared.store,
+            &live,
+            p,
+            shared.log.clone(),
+            shared.config.clone(),
+        )?;
+        runners.push(runner);
+    }
+    for (slot, mut runner) in shared.slots.iter().zip(runners) {
+        slot.handle.attach(&mut runner);
+        shared.start_live(slot, runner);
+    }
+    Ok(())
+}
+
 async fn rebuild_slot(
     slot: &Slot,
-    store: &Store,
-    log: Arc<dyn Log>,
-    config: RunnerConfig,
+    shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), Error> {
+    let (store, log, config) = (&shared.store, shared.log.clone(), shared.config.clone());
     let name = slot.handle.name();
     let current = store.live_tree_name(name)?;
     let generation = current
@@ -228,9 +401,7 @@ async fn rebuild_slot(
     store.set_live_tree(name, &fresh)?;
     store.flush_async().await?;
     slot.handle.attach(&mut runner);
-    let (stop, rx) = watch::channel(false);
-    let task = tokio::spawn(runner.run(rx));
-    *slot.live.lock().expect("lock") = Some((task, stop));
+    shared.start_live(slot, runner);
     // Queries that started before the swap may still read the old tree:
     // drop it after a grace period (if the process stops first, the next
     // start drops it as a tree that is not live).

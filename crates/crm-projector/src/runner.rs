@@ -7,9 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use crm_events::Event;
 use crm_log::{Checkpoint, Log, LogRecord};
-use crm_projection::{dead_letter_key, DeadLetter, KvRead, Projection, Tx};
+use crm_projection::{dead_letter_key, DeadLetter, Entries, KvRead, Projection, StoreError, Tx};
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::store::{
     read_meta, Error, Store, TreeKv, META_APPLIED, META_CHECKPOINT, META_FORMAT,
@@ -86,7 +86,8 @@ pub struct Status {
 /// its progress.
 pub struct Handle {
     pub projection: Arc<dyn Projection>,
-    tree: RwLock<sled::Tree>,
+    /// `None` while the store is being reopened.
+    tree: RwLock<Option<sled::Tree>>,
     applied: RwLock<watch::Receiver<Checkpoint>>,
     status: Arc<Mutex<Status>>,
 }
@@ -95,9 +96,19 @@ impl Handle {
     pub fn name(&self) -> &'static str {
         self.projection.name()
     }
-    /// The tree queries read.
-    pub fn kv(&self) -> TreeKv {
-        TreeKv(self.tree.read().expect("lock").clone())
+    /// The tree queries read (answering [`StoreError::unavailable`] while
+    /// the store is being reopened).
+    pub fn kv(&self) -> ServedKv {
+        ServedKv(self.tree.read().expect("lock").clone().map(TreeKv))
+    }
+
+    /// Lets go of the tree (the store is about to be reopened): queries
+    /// answer "unavailable" and the status says why until [`Handle::attach`].
+    pub fn detach(&self, why: String) {
+        self.tree.write().expect("lock").take();
+        let mut s = self.status.lock().expect("lock");
+        s.status = State::Failed;
+        s.error = Some(why);
     }
     /// Progress, for consistency waits.
     pub fn applied(&self) -> watch::Receiver<Checkpoint> {
@@ -114,8 +125,10 @@ impl Handle {
     pub fn attach(&self, runner: &mut Runner) {
         runner.status = self.status.clone();
         *self.applied.write().expect("lock") = runner.applied_tx.subscribe();
-        *self.tree.write().expect("lock") = runner.tree.clone();
+        *self.tree.write().expect("lock") = Some(runner.tree.clone());
         let mut s = self.status.lock().expect("lock");
+        s.status = State::Live;
+        s.error = None;
         s.checkpoint = runner.checkpoint.clone();
         s.events_applied = runner.applied_count;
         s.last_event_at = runner.last_event_at.clone();
@@ -154,7 +167,7 @@ impl Handle {
         let (_, applied) = watch::channel(meta.checkpoint.clone());
         Ok(Arc::new(Handle {
             projection: projection.clone(),
-            tree: RwLock::new(tree),
+            tree: RwLock::new(Some(tree)),
             applied: RwLock::new(applied),
             status: Arc::new(Mutex::new(Status {
                 name: projection.name().to_string(),
@@ -166,6 +179,33 @@ impl Handle {
                 rebuild_progress: None,
             })),
         }))
+    }
+}
+
+/// The read model a query reads: its tree, or nothing while the store is
+/// being reopened.
+pub struct ServedKv(Option<TreeKv>);
+
+impl ServedKv {
+    fn tree(&self) -> Result<&TreeKv, StoreError> {
+        self.0.as_ref().ok_or_else(|| {
+            StoreError::unavailable("the read-model store is being reopened after an I/O error")
+        })
+    }
+}
+
+impl KvRead for ServedKv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.tree()?.get(key)
+    }
+
+    fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StoreError> {
+        self.tree()?.scan(prefix, after, limit)
     }
 }
 
@@ -210,9 +250,19 @@ pub struct Runner {
     last_event_at: Option<String>,
     applied_tx: watch::Sender<Checkpoint>,
     status: Arc<Mutex<Status>>,
+    /// Told when a batch cannot be committed (the store failed).
+    store_failed: Option<Arc<Notify>>,
+    store: Store,
 }
 
 impl Runner {
+    /// Tells `notify` whenever a batch cannot be committed, so that the
+    /// projector can reopen the store.
+    pub fn notify_store_failure(mut self, notify: Arc<Notify>) -> Runner {
+        self.store_failed = Some(notify);
+        self
+    }
+
     /// Prepares `projection` in `store` and returns its runner and handle.
     pub fn new(
         store: &Store,
@@ -235,7 +285,7 @@ impl Runner {
         }));
         let handle = Arc::new(Handle {
             projection: projection.clone(),
-            tree: RwLock::new(tree.clone()),
+            tree: RwLock::new(Some(tree.clone())),
             applied: RwLock::new(applied_rx),
             status: status.clone(),
         });
@@ -250,6 +300,8 @@ impl Runner {
                 last_event_at: meta.last_event_at,
                 applied_tx,
                 status,
+                store_failed: None,
+                store: store.clone(),
             },
             handle,
         ))
@@ -288,8 +340,14 @@ impl Runner {
                     if let Err(e) = self.apply_records(records).await {
                         tracing::error!(projection = name, error = %e, "applying a batch failed; retrying from the checkpoint");
                         self.fail(e.to_string());
+                        if let Some(n) = &self.store_failed {
+                            n.notify_one();
+                        }
                         reader = None;
-                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                            _ = shutdown.changed() => {}
+                        }
                     }
                 }
                 Err(e) => {
@@ -338,6 +396,9 @@ impl Runner {
 
     /// Applies records in one atomic sled batch with the new checkpoint.
     async fn apply_records(&mut self, records: Vec<LogRecord>) -> Result<(), Error> {
+        if let Some(e) = self.store.injected_failure() {
+            return Err(e);
+        }
         let projection = self.projection.clone();
         let tree = self.tree.clone();
         let config = self.config.clone();

@@ -11,6 +11,8 @@
 //! dropped and rebuilt from the log.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
 
 use crm_log::Checkpoint;
 use crm_projection::{KvRead, StoreError};
@@ -37,6 +39,9 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Log(#[from] crm_log::LogError),
+    /// The store is closed for a moment (reopening after an I/O error).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Other(String),
 }
@@ -48,55 +53,112 @@ impl From<StoreError> for Error {
 }
 
 /// The read-model store: a sled database of projection trees.
+///
+/// Clones share one database, which the runtime can close and reopen in
+/// place ([`Store::close`], [`Store::reopen`]): sled refuses every operation
+/// after an I/O error (a full disk) until the database is opened again.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: RwLock<Option<sled::Db>>,
     dir: PathBuf,
+    cache_bytes: u64,
+    /// Commits still to fail on purpose (tests of recovery).
+    injected_failures: AtomicU32,
+}
+
+/// What opening a store does with one it cannot read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WhenDamaged {
+    /// Move it aside and start afresh (the read models rebuild).
+    MoveAside,
+    /// Fail, touching nothing (inspection: `crm-ledger digest`).
+    Fail,
 }
 
 impl Store {
-    /// Opens the store in `dir`; one that cannot be opened is moved aside
-    /// and started afresh (the projections rebuild from the log).
+    /// Opens the store in `dir`; one that is damaged is moved aside and
+    /// started afresh (the projections rebuild from the log). An I/O error
+    /// (a full disk, a lock held by another process) is returned as is:
+    /// the store may be perfectly good.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store, Error> {
-        let config = || sled::Config::new().path(dir).cache_capacity(cache_bytes);
-        // sled checks its CRCs when it reads a page, and opening reads only
-        // what recovery needs: read every tree once, so that damage shows
-        // now and not as a failing query later.
-        let db = match config().open().and_then(|db| verify(&db).map(|()| db)) {
-            Ok(db) => db,
-            Err(e @ sled::Error::Io(_)) if is_lock_error(&e) => return Err(e.into()),
-            Err(e) => {
-                let aside = dir.with_extension(format!(
-                    "damaged-{}",
-                    chrono::Utc::now().format("%Y%m%dT%H%M%S")
-                ));
-                tracing::warn!(error = %e, store = %dir.display(), moved_to = %aside.display(),
-                    "read-model store unreadable: moving it aside and rebuilding from the log");
-                std::fs::rename(dir, &aside)?;
-                config().open()?
-            }
-        };
+        Store::open_with(dir, cache_bytes, WhenDamaged::MoveAside)
+    }
+
+    /// Opens an existing store to read it, changing nothing whatever it
+    /// finds: a store that is missing or damaged is an error.
+    pub fn open_existing(dir: &Path, cache_bytes: u64) -> Result<Store, Error> {
+        if !dir.join("conf").is_file() {
+            return Err(Error::Other(format!(
+                "{} holds no read models",
+                dir.display()
+            )));
+        }
+        Store::open_with(dir, cache_bytes, WhenDamaged::Fail)
+    }
+
+    fn open_with(dir: &Path, cache_bytes: u64, damaged: WhenDamaged) -> Result<Store, Error> {
+        let db = open_db(dir, cache_bytes, damaged)?;
         Ok(Store {
-            db,
-            dir: dir.to_path_buf(),
+            inner: Arc::new(Inner {
+                db: RwLock::new(Some(db)),
+                dir: dir.to_path_buf(),
+                cache_bytes,
+                injected_failures: AtomicU32::new(0),
+            }),
         })
+    }
+
+    /// The database, unless it is closed for a reopen.
+    fn db(&self) -> Result<sled::Db, Error> {
+        self.inner.db.read().expect("lock").clone().ok_or_else(|| {
+            Error::Unavailable(format!(
+                "the read-model store {} is being reopened",
+                self.inner.dir.display()
+            ))
+        })
+    }
+
+    /// Lets go of the database (after sled failed); every clone of the
+    /// store answers [`Error::Unavailable`] until [`Store::reopen`]. Trees
+    /// taken from it keep it open until they are dropped too.
+    pub fn close(&self) {
+        self.inner.db.write().expect("lock").take();
+    }
+
+    /// Opens the database again after [`Store::close`]. Fails while
+    /// anything still holds the old one (sled's file lock), or while its
+    /// I/O error lasts; the caller retries.
+    pub fn reopen(&self) -> Result<(), Error> {
+        let mut db = self.inner.db.write().expect("lock");
+        if db.is_none() {
+            *db = Some(open_db(
+                &self.inner.dir,
+                self.inner.cache_bytes,
+                WhenDamaged::MoveAside,
+            )?);
+        }
+        Ok(())
     }
 
     /// The tree of a projection (created empty when new).
     pub fn tree(&self, name: &str) -> Result<sled::Tree, Error> {
-        Ok(self.db.open_tree(format!("projection/{name}"))?)
+        Ok(self.db()?.open_tree(format!("projection/{name}"))?)
     }
 
     /// Removes a tree.
     pub fn drop_tree(&self, name: &str) -> Result<(), Error> {
-        self.db.drop_tree(format!("projection/{name}"))?;
+        self.db()?.drop_tree(format!("projection/{name}"))?;
         Ok(())
     }
 
     /// The trees of projection `name`: its live one and any `name@N`.
     pub fn tree_names(&self, name: &str) -> Result<Vec<String>, Error> {
         let mut out = Vec::new();
-        for t in self.db.tree_names() {
+        for t in self.db()?.tree_names() {
             let t = String::from_utf8_lossy(&t).into_owned();
             if let Some(rest) = t.strip_prefix("projection/") {
                 if rest == name || rest.strip_prefix(name).is_some_and(|r| r.starts_with('@')) {
@@ -141,23 +203,75 @@ impl Store {
 
     /// A runtime tree that is not a projection's (the registry).
     pub fn meta_tree(&self, name: &str) -> Result<sled::Tree, Error> {
-        Ok(self.db.open_tree(format!("meta/{name}"))?)
+        Ok(self.db()?.open_tree(format!("meta/{name}"))?)
     }
 
-    /// Flushes to disk without blocking the runtime.
+    /// Flushes to disk without blocking the runtime (nothing to do while
+    /// the store is closed).
     pub async fn flush_async(&self) -> Result<(), Error> {
-        self.db.flush_async().await?;
+        if let Ok(db) = self.db() {
+            db.flush_async().await?;
+        }
         Ok(())
     }
 
-    /// Flushes to disk (sled's flush; the log remains the truth).
+    /// Flushes to disk (sled's flush; the log remains the truth). Nothing
+    /// to do while the store is closed.
     pub fn flush(&self) -> Result<(), Error> {
-        self.db.flush()?;
+        if let Ok(db) = self.db() {
+            db.flush()?;
+        }
         Ok(())
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.inner.dir
+    }
+
+    /// Makes the next `n` batch commits fail as a failed sled would (tests
+    /// of the recovery; a full disk cannot be made on demand everywhere).
+    #[doc(hidden)]
+    pub fn inject_commit_failures(&self, n: u32) {
+        self.inner.injected_failures.store(n, Ordering::SeqCst);
+    }
+
+    /// Whether this commit is to fail on purpose (see
+    /// [`Store::inject_commit_failures`]).
+    pub(crate) fn injected_failure(&self) -> Option<Error> {
+        self.inner
+            .injected_failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .ok()
+            .map(|_| Error::Other("injected store failure (test)".into()))
+    }
+}
+
+fn open_db(dir: &Path, cache_bytes: u64, damaged: WhenDamaged) -> Result<sled::Db, Error> {
+    let config = || sled::Config::new().path(dir).cache_capacity(cache_bytes);
+    // sled checks its CRCs when it reads a page, and opening reads only
+    // what recovery needs: read every tree once, so that damage shows now
+    // and not as a failing query later.
+    match config().open().and_then(|db| verify(&db).map(|()| db)) {
+        Ok(db) => Ok(db),
+        // A lock held elsewhere, a full disk, a failing device: the store
+        // may be perfectly good; moving it aside would throw it away.
+        Err(sled::Error::Io(e)) if e.raw_os_error().is_some() || e.to_string().contains("lock") => {
+            Err(sled::Error::Io(e).into())
+        }
+        Err(e) if damaged == WhenDamaged::Fail => Err(Error::Other(format!(
+            "the read models in {} are damaged: {e}",
+            dir.display()
+        ))),
+        Err(e) => {
+            let aside = dir.with_extension(format!(
+                "damaged-{}",
+                chrono::Utc::now().format("%Y%m%dT%H%M%S")
+            ));
+            tracing::warn!(error = %e, store = %dir.display(), moved_to = %aside.display(),
+                "read-model store unreadable: moving it aside and rebuilding from the log");
+            std::fs::rename(dir, &aside)?;
+            Ok(config().open()?)
+        }
     }
 }
 
@@ -178,10 +292,6 @@ fn verify(db: &sled::Db) -> Result<(), sled::Error> {
         "read-model store verified"
     );
     Ok(())
-}
-
-fn is_lock_error(e: &sled::Error) -> bool {
-    e.to_string().contains("lock")
 }
 
 /// A projection tree as a [`KvRead`].

@@ -217,3 +217,66 @@ async fn wait_for_times_out_on_a_position_not_yet_written() {
     assert!(!wait_for(&projector.handles, &t, Duration::from_millis(200)).await);
     projector.stop().await;
 }
+
+/// sled refuses everything after an I/O error until it is reopened: the
+/// projector reopens the store by itself and the projections resume from
+/// their checkpoints, neither losing nor doubling an event. (The full disk
+/// itself is tested end to end in tests/e2e/disk_full.rs, where a tmpfs can
+/// be mounted; here the commit failure is injected.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_store_is_reopened_and_the_projections_resume() {
+    let d = tempfile::tempdir().unwrap();
+    let log: Arc<dyn Log> =
+        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
+    let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
+    let projector = Projector::start(
+        &store,
+        log.clone(),
+        vec![Arc::new(Counter { version: 1 })],
+        RunnerConfig::default(),
+    )
+    .unwrap();
+    let h = projector.handle("counter").unwrap().clone();
+    let token = publish(&*log, vec![note("before", "k", "ok")]).await;
+    assert!(wait_for(&projector.handles, &token, Duration::from_secs(10)).await);
+    // A query holds the tree while the store fails: the reopen must wait
+    // for it, not fail for good.
+    let held = h.kv();
+
+    store.inject_commit_failures(3);
+    let mut token = publish(&*log, vec![note("during-1", "k", "ok")]).await;
+    // Failed, then detached: queries answer "unavailable".
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let unavailable = loop {
+        if let Err(e) = h.kv().get(b"n/k") {
+            break e;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the failed store was never let go: {:?}",
+            h.status()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(unavailable.is_unavailable(), "{unavailable}");
+    assert_eq!(h.status().status, crm_projector::State::Failed);
+    let later = publish(&*log, vec![note("during-2", "k", "ok")]).await;
+    for (partition, offset) in later.0 {
+        token.include(crm_log::Position { partition, offset });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(held);
+
+    // Reopened (after the injected failures are spent) and caught up.
+    assert!(
+        wait_for(&projector.handles, &token, Duration::from_secs(30)).await,
+        "not caught up after the store failed: {:?}",
+        h.status()
+    );
+    assert_eq!(count(&h.kv(), "k"), 3, "every event applied exactly once");
+    let s = h.status();
+    assert_eq!(s.status, crm_projector::State::Live, "{s:?}");
+    assert_eq!(s.error, None);
+    assert_eq!(s.events_applied, 3);
+    projector.stop().await;
+}
