@@ -71,6 +71,17 @@ async fn publish(log: &dyn Log, batch: Vec<Append>) -> Token {
     t
 }
 
+/// The projector with the counter projection of format `version`.
+fn start(store: &Store, log: &Arc<dyn Log>, version: u32) -> Projector {
+    Projector::start(
+        store,
+        log.clone(),
+        vec![Arc::new(Counter { version })],
+        RunnerConfig::default(),
+    )
+    .unwrap()
+}
+
 fn count(kv: &dyn KvRead, case: &str) -> u64 {
     get_json(kv, format!("n/{case}").as_bytes())
         .unwrap()
@@ -83,13 +94,7 @@ async fn applies_resumes_after_restart_and_dead_letters_failures() {
     let log: Arc<dyn Log> =
         Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
     let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
-    let projector = Projector::start(
-        &store,
-        log.clone(),
-        vec![Arc::new(Counter { version: 1 })],
-        RunnerConfig::default(),
-    )
-    .unwrap();
+    let projector = start(&store, &log, 1);
     let mut batch: Vec<_> = (0..50)
         .map(|i| note(&format!("e{i}"), "k1", "ok"))
         .collect();
@@ -123,13 +128,7 @@ async fn applies_resumes_after_restart_and_dead_letters_failures() {
     projector.stop().await;
 
     // Restart: nothing re-applied, new events continue from the checkpoint.
-    let projector = Projector::start(
-        &store,
-        log.clone(),
-        vec![Arc::new(Counter { version: 1 })],
-        RunnerConfig::default(),
-    )
-    .unwrap();
+    let projector = start(&store, &log, 1);
     let token = publish(&*log, vec![note("e-new", "k1", "ok")]).await;
     assert!(wait_for(&projector.handles, &token, Duration::from_secs(10)).await);
     assert_eq!(count(&projector.handle("counter").unwrap().kv(), "k1"), 51);
@@ -137,13 +136,7 @@ async fn applies_resumes_after_restart_and_dead_letters_failures() {
 
     // A new format version: the tree is rebuilt from the log, same answer.
     PANICS_ENABLED.store(false, Ordering::SeqCst);
-    let projector = Projector::start(
-        &store,
-        log.clone(),
-        vec![Arc::new(Counter { version: 2 })],
-        RunnerConfig::default(),
-    )
-    .unwrap();
+    let projector = start(&store, &log, 2);
     let end = log.end().await.unwrap();
     let mut all = Token::default();
     all.0.insert(0, end.next(0) - 1);
@@ -170,13 +163,7 @@ async fn damaged_metadata_rebuilds_the_tree() {
     .await;
     let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
     {
-        let projector = Projector::start(
-            &store,
-            log.clone(),
-            vec![Arc::new(Counter { version: 1 })],
-            RunnerConfig::default(),
-        )
-        .unwrap();
+        let projector = start(&store, &log, 1);
         let mut t = Token::default();
         t.0.insert(0, 9);
         assert!(wait_for(&projector.handles, &t, Duration::from_secs(10)).await);
@@ -186,13 +173,7 @@ async fn damaged_metadata_rebuilds_the_tree() {
     tree.insert(b"\x00meta/checkpoint", &b"{garbage"[..])
         .unwrap();
     tree.insert(b"n/k2", &b"999"[..]).unwrap();
-    let projector = Projector::start(
-        &store,
-        log.clone(),
-        vec![Arc::new(Counter { version: 1 })],
-        RunnerConfig::default(),
-    )
-    .unwrap();
+    let projector = start(&store, &log, 1);
     let mut t = Token::default();
     t.0.insert(0, 9);
     assert!(wait_for(&projector.handles, &t, Duration::from_secs(10)).await);
@@ -206,13 +187,7 @@ async fn wait_for_times_out_on_a_position_not_yet_written() {
     let log: Arc<dyn Log> =
         Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
     let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
-    let projector = Projector::start(
-        &store,
-        log.clone(),
-        vec![Arc::new(Counter { version: 1 })],
-        RunnerConfig::default(),
-    )
-    .unwrap();
+    let projector = start(&store, &log, 1);
     let t: Token = "0:5".parse().unwrap();
     assert!(!wait_for(&projector.handles, &t, Duration::from_millis(200)).await);
     projector.stop().await;
@@ -229,13 +204,7 @@ async fn a_failed_store_is_reopened_and_the_projections_resume() {
     let log: Arc<dyn Log> =
         Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
     let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
-    let projector = Projector::start(
-        &store,
-        log.clone(),
-        vec![Arc::new(Counter { version: 1 })],
-        RunnerConfig::default(),
-    )
-    .unwrap();
+    let projector = start(&store, &log, 1);
     let h = projector.handle("counter").unwrap().clone();
     let token = publish(&*log, vec![note("before", "k", "ok")]).await;
     assert!(wait_for(&projector.handles, &token, Duration::from_secs(10)).await);
