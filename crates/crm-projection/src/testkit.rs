@@ -2,11 +2,57 @@
 //! the result, and check order independence over interleavings that keep
 //! each stream's own order.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use crm_events::Event;
 
-use crate::{KvRead, MemStore, Projection, Tx};
+use crate::{Entries, KvRead, MemStore, Projection, StoreError, Tx};
+
+/// A [`KvRead`] that counts what is read through it: one per `get`, one per
+/// `scan` call plus one per entry it returns. For tests that bound the cost
+/// of an apply or a query, whatever the size of the data.
+pub struct CountingKv<'a> {
+    inner: &'a dyn KvRead,
+    reads: Cell<usize>,
+}
+
+impl<'a> CountingKv<'a> {
+    pub fn new(inner: &'a dyn KvRead) -> Self {
+        CountingKv {
+            inner,
+            reads: Cell::new(0),
+        }
+    }
+
+    /// Reads so far.
+    pub fn reads(&self) -> usize {
+        self.reads.get()
+    }
+
+    /// Starts counting again from zero.
+    pub fn reset(&self) {
+        self.reads.set(0);
+    }
+}
+
+impl KvRead for CountingKv<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.reads.set(self.reads.get() + 1);
+        self.inner.get(key)
+    }
+
+    fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StoreError> {
+        let out = self.inner.scan(prefix, after, limit)?;
+        self.reads.set(self.reads.get() + out.len() + 1);
+        Ok(out)
+    }
+}
 
 /// Applies one event to `store` the way the runtime does: an `Err` discards
 /// the event's changes and records a dead letter instead.

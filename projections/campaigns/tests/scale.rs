@@ -2,45 +2,17 @@
 
 mod common;
 
-use std::cell::Cell;
-
 use common::*;
 use crm_campaigns::CampaignsProjection;
-use crm_projection::{testkit, KvRead, MemStore, Projection, StoreError, Tx};
+use crm_projection::{testkit, MemStore, Projection, Tx};
 use serde_json::{json, Value};
-
-/// Counts what a Tx reads from the store underneath.
-struct Counting<'a> {
-    inner: &'a MemStore,
-    entries_read: Cell<usize>,
-}
-
-impl KvRead for Counting<'_> {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.entries_read.set(self.entries_read.get() + 1);
-        self.inner.get(key)
-    }
-    fn scan(
-        &self,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        let r = self.inner.scan(prefix, after, limit)?;
-        self.entries_read.set(self.entries_read.get() + r.len());
-        Ok(r)
-    }
-}
 
 fn cost(store: &MemStore, event: Value) -> (usize, usize) {
     let e = &testkit::events(vec![event])[0];
-    let counting = Counting {
-        inner: store,
-        entries_read: Cell::new(0),
-    };
+    let counting = testkit::CountingKv::new(store);
     let mut tx = Tx::new(&counting);
     CampaignsProjection.apply(&mut tx, e).unwrap();
-    (counting.entries_read.get(), tx.into_changes().len())
+    (counting.reads(), tx.into_changes().len())
 }
 
 #[test]

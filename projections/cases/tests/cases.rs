@@ -1,7 +1,5 @@
 //! Behaviour of the `cases` projection, one test per requirement.
 
-use std::cell::Cell;
-
 use chrono::{DateTime, Duration, Utc};
 use crm_cases::{
     count_cases, get_case, list_cases, waiting_cases, CaseCountParams, CaseListParams, CaseView,
@@ -9,8 +7,8 @@ use crm_cases::{
 };
 use crm_events::Event;
 use crm_projection::query::QueryError;
-use crm_projection::testkit::{assert_order_independent, events, fold};
-use crm_projection::{DeadLetter, KvRead, MemStore, StoreError, DEAD_LETTER_PREFIX};
+use crm_projection::testkit::{self, assert_order_independent, events, fold};
+use crm_projection::{DeadLetter, KvRead, MemStore, DEAD_LETTER_PREFIX};
 use serde_json::{json, Value};
 
 const T0: &str = "2026-11-20T09:00:00Z";
@@ -832,29 +830,6 @@ fn merged_customers_cases_show_under_the_survivor_transitively_and_unmerge_resto
     assert_eq!(case(&store, "ka", 10).customer_id.as_deref(), Some("cu-b"));
 }
 
-/// Counts the entries a query reads.
-struct Counting<'a> {
-    inner: &'a MemStore,
-    entries: Cell<usize>,
-}
-
-impl KvRead for Counting<'_> {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.entries.set(self.entries.get() + 1);
-        self.inner.get(key)
-    }
-    fn scan(
-        &self,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        let out = self.inner.scan(prefix, after, limit)?;
-        self.entries.set(self.entries.get() + out.len() + 1);
-        Ok(out)
-    }
-}
-
 #[test]
 fn filtered_lists_are_served_from_index_keys_not_scans_of_all_cases() {
     let mut evs = Vec::new();
@@ -870,10 +845,7 @@ fn filtered_lists_are_served_from_index_keys_not_scans_of_all_cases() {
         evs.push(e);
     }
     let store = fold(&CasesProjection, &events(evs));
-    let counting = Counting {
-        inner: &store,
-        entries: Cell::new(0),
-    };
+    let counting = testkit::CountingKv::new(&store);
 
     let fraud = list(
         &counting,
@@ -883,15 +855,11 @@ fn filtered_lists_are_served_from_index_keys_not_scans_of_all_cases() {
         },
     );
     assert_eq!(fraud, ["k0007", "k0207", "k0407"]);
-    assert!(
-        counting.entries.get() < 40,
-        "read {} entries",
-        counting.entries.get()
-    );
+    assert!(counting.reads() < 40, "read {} entries", counting.reads());
 
     // A small set intersected with a large one (300 cases in q-even): the
     // fraud cases are all odd, so the result is empty, found by a few seeks.
-    counting.entries.set(0);
+    counting.reset();
     let none = list(
         &counting,
         CaseListParams {
@@ -901,19 +869,11 @@ fn filtered_lists_are_served_from_index_keys_not_scans_of_all_cases() {
         },
     );
     assert!(none.is_empty());
-    assert!(
-        counting.entries.get() < 40,
-        "read {} entries",
-        counting.entries.get()
-    );
+    assert!(counting.reads() < 40, "read {} entries", counting.reads());
 
-    counting.entries.set(0);
+    counting.reset();
     assert_eq!(by_customer(&counting, "cu-7").len(), 6);
-    assert!(
-        counting.entries.get() < 60,
-        "read {} entries",
-        counting.entries.get()
-    );
+    assert!(counting.reads() < 60, "read {} entries", counting.reads());
 }
 
 // --------------------------------------------------------------- bad input
