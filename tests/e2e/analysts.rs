@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{wait_live, Server, BIN};
+use crate::support::{get_json, post_json, wait_live, Server, BIN};
 
 /// A small, varied history: customers, calls, cases.
 fn history(n: usize) -> Vec<Value> {
@@ -43,15 +43,7 @@ async fn publish_all(server: &Server, events: &[Value]) -> String {
     let client = reqwest::Client::new();
     let mut token = String::new();
     for chunk in events.chunks(1000) {
-        let r: Value = client
-            .post(server.url("/v1/events"))
-            .json(&chunk)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r: Value = post_json(&client, server.url("/v1/events"), &chunk).await;
         assert_eq!(r["rejected"], 0, "{r}");
         token = r["consistency_token"].as_str().unwrap().to_string();
     }
@@ -79,16 +71,13 @@ async fn online_rebuild_swaps_while_queries_keep_answering() {
     let mut server = Server::start(dir.path(), &[]).await;
     let token = publish_all(&server, &history(1500)).await;
     let client = reqwest::Client::new();
-    let before: Value = client
-        .get(server.url(&format!(
+    let before: Value = get_json(
+        &client,
+        server.url(&format!(
             "/v1/customers/c7?consistent_with={token}&wait_ms=30000"
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        )),
+    )
+    .await;
     wait_live(&server, "customers").await;
 
     let r = client
@@ -119,23 +108,9 @@ async fn online_rebuild_swaps_while_queries_keep_answering() {
     let mut saw_rebuilding = false;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let c: Value = client
-            .get(server.url("/v1/customers/c7"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let c: Value = get_json(&client, server.url("/v1/customers/c7")).await;
         assert_eq!(c, before, "queries answer the same during the rebuild");
-        let ps: Value = client
-            .get(server.url("/v1/projections"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ps: Value = get_json(&client, server.url("/v1/projections")).await;
         let p = ps
             .as_array()
             .unwrap()
@@ -154,28 +129,18 @@ async fn online_rebuild_swaps_while_queries_keep_answering() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // After the swap: same answer, new events still flow.
-    let after: Value = client
-        .get(server.url("/v1/customers/c7"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after: Value = get_json(&client, server.url("/v1/customers/c7")).await;
     assert_eq!(after, before);
     let more = vec![
         json!({"event_id": "late-1", "type": "customer.profile_updated", "occurred_at": "2026-11-21T10:00:00Z",
         "source": "crm", "customer_id": "c7", "data": {"name": "Renamed"}}),
     ];
     let token = publish_all(&server, &more).await;
-    let c: Value = client
-        .get(server.url(&format!("/v1/customers/c7?consistent_with={token}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let c: Value = get_json(
+        &client,
+        server.url(&format!("/v1/customers/c7?consistent_with={token}")),
+    )
+    .await;
     assert_eq!(c["name"], "Renamed");
     wait_live(&server, "customers").await;
     assert!(server.terminate().success());
@@ -193,16 +158,13 @@ async fn a_crash_during_an_online_rebuild_leaves_the_live_copy_serving() {
     let mut server = Server::start(dir.path(), &[]).await;
     let token = publish_all(&server, &history(1500)).await;
     let client = reqwest::Client::new();
-    let before: Value = client
-        .get(server.url(&format!(
+    let before: Value = get_json(
+        &client,
+        server.url(&format!(
             "/v1/cases/k9?consistent_with={token}&wait_ms=30000"
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        )),
+    )
+    .await;
     assert_eq!(
         client
             .post(server.url("/v1/projections/cases/rebuild"))

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::support::{note, Server, BIN};
+use crate::support::{get_json, note, post_json, Server, BIN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_array_and_ndjson_bodies_and_read_your_writes() {
@@ -14,37 +14,23 @@ async fn object_array_and_ndjson_bodies_and_read_your_writes() {
     let client = reqwest::Client::new();
     let opened = json!({"event_id": "o1", "type": "case.opened", "occurred_at": "2026-11-20T09:00:00Z",
         "source": "crm-ui", "case_id": "k1", "data": {"category": "billing"}});
-    let r: Value = client
-        .post(server.url("/v1/events"))
-        .json(&opened)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value = post_json(&client, server.url("/v1/events"), &opened).await;
     assert_eq!(r["accepted"], 1);
     let token = r["consistency_token"].as_str().unwrap().to_string();
     assert_eq!(r["results"][0]["position"], token.as_str());
-    let case: Value = client
-        .get(server.url(&format!("/v1/cases/k1?consistent_with={token}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let case: Value = get_json(
+        &client,
+        server.url(&format!("/v1/cases/k1?consistent_with={token}")),
+    )
+    .await;
     assert_eq!(case["category"], "billing", "{case}");
 
-    let r: Value = client
-        .post(server.url("/v1/events"))
-        .json(&vec![note("n1", "k1"), note("n2", "k1")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value = post_json(
+        &client,
+        server.url("/v1/events"),
+        &vec![note("n1", "k1"), note("n2", "k1")],
+    )
+    .await;
     assert_eq!(r["accepted"], 2);
     let ndjson = format!("{}\n\n{}\r\n", note("n3", "k1"), note("n1", "k1"));
     let r: Value = client
@@ -62,24 +48,14 @@ async fn object_array_and_ndjson_bodies_and_read_your_writes() {
         (Some(1), Some(1))
     );
     let token = r["consistency_token"].as_str().unwrap();
-    let case: Value = client
-        .get(server.url(&format!("/v1/cases/k1?consistent_with={token}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let case: Value = get_json(
+        &client,
+        server.url(&format!("/v1/cases/k1?consistent_with={token}")),
+    )
+    .await;
     assert_eq!(case["history"].as_array().unwrap().len(), 4, "{case}");
 
-    let projections: Value = client
-        .get(server.url("/v1/projections"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let projections: Value = get_json(&client, server.url("/v1/projections")).await;
     let names: Vec<&str> = projections
         .as_array()
         .unwrap()
@@ -98,24 +74,10 @@ async fn object_array_and_ndjson_bodies_and_read_your_writes() {
         .await
         .unwrap();
     assert!(metrics.contains("crm_events_accepted_total"), "{metrics}");
-    let openapi: Value = client
-        .get(server.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let openapi: Value = get_json(&client, server.url("/openapi.json")).await;
     assert!(openapi["paths"]["/v1/events"]["post"].is_object());
     assert!(openapi["paths"]["/v1/cases/{id}"]["get"].is_object());
-    let dl: Value = client
-        .get(server.url("/v1/dead-letters"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dl: Value = get_json(&client, server.url("/v1/dead-letters")).await;
     assert!(
         dl["items"].is_array() && dl["next_cursor"].is_null(),
         "{dl}"
@@ -230,15 +192,7 @@ async fn replay_filters_by_time_type_and_customer() {
             json!({"case_id": "k9", "data": {}}),
         ),
     ];
-    let r: Value = client
-        .post(server.url("/v1/events"))
-        .json(&events)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value = post_json(&client, server.url("/v1/events"), &events).await;
     assert_eq!(r["accepted"], 8);
     let replay = |args: &[&str]| -> Vec<String> {
         let out = Command::new(BIN)

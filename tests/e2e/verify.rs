@@ -8,21 +8,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{Server, BIN};
+use crate::support::{get_json, Server, BIN};
 
 /// Waits until every projection of `server` is live with lag 0.
 pub async fn wait_caught_up(server: &Server) {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let ps: Value = client
-            .get(server.url("/v1/projections"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ps: Value = get_json(&client, server.url("/v1/projections")).await;
         let all = ps.as_array().unwrap();
         if all.iter().all(|p| p["status"] == "live" && p["lag"] == 0) {
             return;
