@@ -69,12 +69,19 @@ async fn sigterm_during_publishing_stops_cleanly_and_keeps_every_acknowledged_ev
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn size_limits_answer_413_with_the_error_body() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--projections", ""]).await;
     let client = reqwest::Client::new();
-    // Default request limit: 16 MiB.
-    let big = format!("[{}]", "1,".repeat(9 * 1024 * 1024) + "1");
+    // The request limit (16 MiB by default), set low: a body the client can
+    // finish sending before the server answers and closes (with 16 MiB the
+    // client may meet the closed socket mid-send and never read the 413).
+    let small_dir = tempfile::tempdir().unwrap();
+    let small = Server::start(
+        small_dir.path(),
+        &["--projections", "", "--max-request-bytes", "65536"],
+    )
+    .await;
+    let big = format!("[{}]", "1,".repeat(64 * 1024) + "1");
     let r = client
-        .post(server.url("/v1/events"))
+        .post(small.url("/v1/events"))
         .header("content-type", "application/json")
         .body(big)
         .send()
@@ -83,6 +90,12 @@ async fn size_limits_answer_413_with_the_error_body() {
     assert_eq!(r.status(), 413);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["code"], "payload_too_large");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("65536"),
+        "{e}"
+    );
+    drop(small);
+    let server = Server::start(dir.path(), &["--projections", ""]).await;
     // Default event limit: 256 KiB.
     let mut ev = note("huge", "k");
     ev["data"]["text"] = Value::String("x".repeat(300 * 1024));

@@ -178,6 +178,80 @@ fn validate_all(state: &AppState, inputs: &[Input<'_>]) -> Vec<Result<Event, Err
         .collect()
 }
 
+/// A body, split, validated and encoded: per input in order its event id
+/// (`Ok`) or its rejection, and the appends of the valid ones in order.
+struct Prepared {
+    rows: Vec<Result<String, (Option<String>, ErrorInfo)>>,
+    appends: Vec<Append>,
+}
+
+fn prepare(state: &AppState, bytes: &[u8], ndjson: bool) -> Result<Prepared, ApiError> {
+    let limits = &state.limits;
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("the body is not UTF-8: {e}"),
+        )
+    })?;
+    let inputs = split(text, ndjson)?;
+    if inputs.len() > limits.max_batch_events {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "{} events in one request; at most {} are taken",
+                inputs.len(),
+                limits.max_batch_events
+            ),
+        ));
+    }
+    for (i, input) in inputs.iter().enumerate() {
+        if let Input::Raw(raw) = input {
+            if raw.len() > limits.max_event_bytes {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!(
+                        "event {i} is {} bytes; an event may be at most {} bytes",
+                        raw.len(),
+                        limits.max_event_bytes
+                    ),
+                )
+                .with_detail(&format!("/{i}"), "too large"));
+            }
+        }
+    }
+    let validated = validate_all(state, &inputs);
+    let mut appends = Vec::with_capacity(validated.len());
+    let mut rows = Vec::with_capacity(validated.len());
+    for (input, v) in inputs.iter().zip(validated) {
+        match v {
+            Ok(e) => {
+                // The stored JSON and its content hash in one serialisation.
+                let (payload, content_hash) = e.encode();
+                appends.push(Append {
+                    stream_key: e.stream_key(),
+                    content_hash,
+                    event_type: e.event_type().as_str().to_string(),
+                    version: e.version,
+                    payload,
+                    event_id: e.event_id.clone(),
+                });
+                rows.push(Ok(e.event_id));
+            }
+            Err(error) => {
+                let event_id = match input {
+                    Input::Raw(raw) => event_id_of(raw),
+                    Input::Unparsable(_) => None,
+                };
+                rows.push(Err((event_id, error)));
+            }
+        }
+    }
+    Ok(Prepared { rows, appends })
+}
+
 #[utoipa::path(
     post, path = "/v1/events", tag = "publish",
     request_body(content = Object, description = "One event, a JSON array of events, or NDJSON (Content-Type: application/x-ndjson), per events.md.",
@@ -231,81 +305,19 @@ pub async fn publish(
                 ),
             )
         })?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("the body is not UTF-8: {e}"),
-        )
-    })?;
-    let inputs = split(text, is_ndjson(&headers))?;
-    if inputs.len() > limits.max_batch_events {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!(
-                "{} events in one request; at most {} are taken",
-                inputs.len(),
-                limits.max_batch_events
-            ),
-        ));
-    }
-    for (i, input) in inputs.iter().enumerate() {
-        if let Input::Raw(raw) = input {
-            if raw.len() > limits.max_event_bytes {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!(
-                        "event {i} is {} bytes; an event may be at most {} bytes",
-                        raw.len(),
-                        limits.max_event_bytes
-                    ),
-                )
-                .with_detail(&format!("/{i}"), "too large"));
-            }
-        }
-    }
-
-    // Validation is CPU work: keep it off the async workers for batches.
-    let validated = if inputs.len() > 8 {
+    // Splitting, validation and encoding are CPU work: off the async
+    // workers unless the body is small. The body moves in whole (no copy of
+    // each event).
+    let ndjson = is_ndjson(&headers);
+    let Prepared { rows, appends } = if bytes.len() > 16 * 1024 {
         let st = state.clone();
-        let owned: Vec<Result<String, String>> = inputs
-            .iter()
-            .map(|i| match i {
-                Input::Raw(r) => Ok(r.to_string()),
-                Input::Unparsable(w) => Err(w.clone()),
-            })
-            .collect();
-        tokio::task::spawn_blocking(move || {
-            let inputs: Vec<Input<'_>> = owned
-                .iter()
-                .map(|o| match o {
-                    Ok(r) => Input::Raw(r.as_str()),
-                    Err(w) => Input::Unparsable(w.clone()),
-                })
-                .collect();
-            validate_all(&st, &inputs)
-        })
-        .await
-        .map_err(|e| ApiError::internal(format!("validation task failed: {e}")))?
+        tokio::task::spawn_blocking(move || prepare(&st, &bytes, ndjson))
+            .await
+            .map_err(|e| ApiError::internal(format!("validation task failed: {e}")))??
     } else {
-        validate_all(&state, &inputs)
+        prepare(&state, &bytes, ndjson)?
     };
 
-    let mut appends = Vec::new();
-    for e in validated.iter().flatten() {
-        // The stored JSON and its content hash in one serialisation.
-        let (payload, content_hash) = e.encode();
-        appends.push(Append {
-            event_id: e.event_id.clone(),
-            stream_key: e.stream_key(),
-            content_hash,
-            event_type: e.event_type().as_str().to_string(),
-            version: e.version,
-            payload,
-        });
-    }
     let outcomes = if appends.is_empty() {
         Vec::new()
     } else {
@@ -315,15 +327,11 @@ pub async fn publish(
     let mut outcomes = outcomes.into_iter();
     let mut token = Token::default();
     let (mut accepted, mut duplicates, mut rejected) = (0, 0, 0);
-    let mut results = Vec::with_capacity(inputs.len());
-    for (input, v) in inputs.iter().zip(validated) {
-        let result = match v {
-            Err(error) => {
+    let mut results = Vec::with_capacity(rows.len());
+    for row in rows {
+        let result = match row {
+            Err((event_id, error)) => {
                 rejected += 1;
-                let event_id = match input {
-                    Input::Raw(raw) => event_id_of(raw),
-                    Input::Unparsable(_) => None,
-                };
                 EventResult {
                     event_id,
                     status: "rejected",
@@ -331,12 +339,12 @@ pub async fn publish(
                     error: Some(error),
                 }
             }
-            Ok(e) => match outcomes.next().expect("one outcome per append") {
+            Ok(event_id) => match outcomes.next().expect("one outcome per append") {
                 AppendOutcome::Appended(p) => {
                     accepted += 1;
                     token.include(p);
                     EventResult {
-                        event_id: Some(e.event_id),
+                        event_id: Some(event_id),
                         status: "accepted",
                         position: Some(p.to_string()),
                         error: None,
@@ -346,7 +354,7 @@ pub async fn publish(
                     duplicates += 1;
                     token.include(p);
                     EventResult {
-                        event_id: Some(e.event_id),
+                        event_id: Some(event_id),
                         status: "duplicate",
                         position: Some(p.to_string()),
                         error: None,
@@ -355,10 +363,10 @@ pub async fn publish(
                 AppendOutcome::Conflict(p) => {
                     rejected += 1;
                     metrics::counter!("crm_publish_conflicts_total").increment(1);
-                    tracing::warn!(event_id = %e.event_id, original = %p, "event_id re-used with different content: rejected");
-                    let msg = format!("event_id {:?} was already published with different content (at {p}); event ids are unique forever", e.event_id);
+                    tracing::warn!(event_id = %event_id, original = %p, "event_id re-used with different content: rejected");
+                    let msg = format!("event_id {:?} was already published with different content (at {p}); event ids are unique forever", event_id);
                     EventResult {
-                        event_id: Some(e.event_id),
+                        event_id: Some(event_id.clone()),
                         status: "rejected",
                         position: None,
                         error: Some(rejection(

@@ -86,7 +86,10 @@ async fn queries_answer_503_while_the_store_is_reopened_then_200() {
     assert_eq!(status, StatusCode::OK, "{body}");
     wait_status(&router, "/v1/customers/cust-a", StatusCode::OK).await;
 
-    // Every commit fails from now on, as after sled met a full disk.
+    // Every commit fails from now on, as after sled met a full disk; a
+    // reader still holds the old tree, so the reopen waits for it (as it
+    // waits for a full disk to get room): queries meanwhile answer 503.
+    let held = projector.handles[0].kv();
     store.inject_commit_failures(u32::MAX);
     let (status, _, body) = call(&router, publish("b", "Bo")).await;
     assert_eq!(status, StatusCode::OK, "the log still takes events: {body}");
@@ -103,6 +106,7 @@ async fn queries_answer_503_while_the_store_is_reopened_then_200() {
 
     // The cause goes away: the next reopen sticks and both events are there.
     store.inject_commit_failures(0);
+    drop(held);
     let (_, body) = wait_status(&router, "/v1/customers/cust-b", StatusCode::OK).await;
     assert_eq!(body["name"], "Bo", "{body}");
     let (status, _, body) = call(&router, get("/v1/customers/cust-a")).await;
