@@ -9,6 +9,13 @@
 //! Runs its own Tansu (it kills it) with the persistent sqlite engine; skips
 //! without a tansu binary or without that engine, except in CI (`CI` set),
 //! where a missing broker is a failure.
+//!
+//! The broker is restarted once, on the same sqlite file, and must take
+//! produces again by itself. (It used not to: librdkafka's idempotent
+//! producer bumped its own epoch after an expired message or an error answer
+//! of the stopping broker, and Tansu 0.6's sqlite engine panics on a produce
+//! with an epoch it did not issue, after which it refuses every request.
+//! The backend's producer no longer bumps its epoch: docs/kafka.md.)
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -69,6 +76,22 @@ impl Broker {
 
     fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The last lines of the broker's log, and any panic in it.
+    fn log_tail(&self, n: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let panics: Vec<String> = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.contains("panicked at"))
+            .map(|(i, l)| format!("{l} {}", lines.get(i + 1).unwrap_or(&"")))
+            .collect();
+        format!(
+            "panics: {panics:?}\nlast {n} lines:\n{}",
+            lines[lines.len().saturating_sub(n)..].join("\n")
+        )
     }
 
     fn spawn(&mut self) -> Result<(), String> {
@@ -174,14 +197,6 @@ fn digests(args: &[&str]) -> BTreeSet<String> {
         .collect()
 }
 
-// Ignored in the normal run: after Tansu 0.6 (sqlite engine) is restarted
-// under this load (2 publishers through serve, 3 projection consumers), it
-// often refuses every produce for good (`operation="Produce" err=SendError`
-// in its log), with SIGTERM every time here, with SIGKILL about half the
-// time; the crate-level test (crm-log-kafka/tests/broker_restart.rs, one
-// producer, no consumers) passes. Until that is understood, run it with
-// `cargo test -p crm-ledger --test e2e kafka_faults -- --ignored`.
-#[ignore = "a restarted Tansu often refuses every produce (SendError): see the comment"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kafka_broker_dies_mid_publish_and_nothing_acknowledged_is_lost() {
     let Some(bin) = tansu_bin() else {
@@ -210,9 +225,14 @@ async fn the_kafka_broker_dies_mid_publish_and_nothing_acknowledged_is_lost() {
                 .timeout(Duration::from_secs(60))
                 .build()
                 .unwrap();
+            // A refused batch is sent again with the same event ids, as a
+            // publisher does: the topic may then hold an event twice.
             let mut b = 0;
+            let mut retry = false;
             while !stop.load(Ordering::SeqCst) {
-                b += 1;
+                if !retry {
+                    b += 1;
+                }
                 let body = mixed_batch(&format!("k-w{w}-b{b}"), w, 20);
                 let started = Instant::now();
                 let r = client
@@ -225,6 +245,7 @@ async fn the_kafka_broker_dies_mid_publish_and_nothing_acknowledged_is_lost() {
                     return;
                 };
                 let status = r.status().as_u16();
+                retry = status != 200;
                 if status == 200 {
                     let v: Value = r.json().await.unwrap();
                     let mut acked = acked.lock().unwrap();
@@ -236,11 +257,11 @@ async fn the_kafka_broker_dies_mid_publish_and_nothing_acknowledged_is_lost() {
                         acked.insert(r["event_id"].as_str().unwrap().to_string());
                     }
                 } else {
-                    let retry = r.headers().contains_key("retry-after");
+                    let retry_after = r.headers().contains_key("retry-after");
                     refused
                         .lock()
                         .unwrap()
-                        .push((status, retry, started.elapsed()));
+                        .push((status, retry_after, started.elapsed()));
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
@@ -254,65 +275,73 @@ async fn the_kafka_broker_dies_mid_publish_and_nothing_acknowledged_is_lost() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // SIGTERM by default. CRM_KAFKA_FAULT=kill uses SIGKILL: Tansu 0.6's
-    // sqlite engine then sometimes refuses every produce after its restart
-    // (`SendError` in its log), whatever the client does: a broker fault
-    // (see docs/reliability.md).
+    // SIGTERM by default (Tansu stops its storage first and answers produces
+    // with errors until it exits); CRM_KAFKA_FAULT=kill uses SIGKILL
+    // (connections just drop).
     let kill = std::env::var("CRM_KAFKA_FAULT").is_ok_and(|v| v == "kill");
+    let down_at = Instant::now();
     if kill {
         broker.crash();
     } else {
         broker.stop();
     }
+    // (An answer confirmed just before the broker went may still be on its
+    // way: counted after a moment.)
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let at_crash = acked.lock().unwrap().len();
-    // Down: publish is refused (503 with Retry-After), within a bound.
+    // Down for longer than the append bound (10 s), so that appends waiting
+    // on the dead broker answer at their bound, and librdkafka's own
+    // timeouts, if any, would fire: publish is refused (503 with
+    // Retry-After) all along, and nothing is acknowledged.
+    let down_secs: u64 = std::env::var("CRM_KAFKA_DOWN_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while refused.lock().unwrap().len() < 2 {
+    while refused.lock().unwrap().len() < 2 || down_at.elapsed() < Duration::from_secs(down_secs) {
         assert!(
             Instant::now() < deadline,
             "no refusal while the broker is down"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(
+        acked.lock().unwrap().len(),
+        at_crash,
+        "events acknowledged while the broker was down"
+    );
+    let refused_while_down = refused.lock().unwrap().len();
+    let down_for = down_at.elapsed();
     broker.spawn().expect("the broker restarts");
-    // Tansu restarted after a SIGKILL sometimes cannot store anything
-    // (its log: `operation="Produce" err=SendError`, every produce refused)
-    // until it is restarted once more: a broker fault, not the ledger's,
-    // which keeps answering 503 at once meanwhile. Then restart it again,
-    // as an operator would, a few times at most.
+    let back_at = Instant::now();
+    // Back: publishing resumes by itself, within a bound, with the broker
+    // started once.
     let resume_secs: u64 = std::env::var("CRM_KAFKA_RESUME_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
-    let mut broker_restarts = 1;
-    let mut deadline = Instant::now() + Duration::from_secs(resume_secs);
+    let deadline = back_at + Duration::from_secs(resume_secs);
     while acked.lock().unwrap().len() < at_crash + 200 {
         if Instant::now() > deadline {
-            let log =
-                std::fs::read_to_string(broker.dir.path().join("broker.log")).unwrap_or_default();
-            let broker_fault = log.lines().rev().take(50).any(|l| l.contains("SendError"));
-            let tail: Vec<&str> = log.lines().rev().take(10).collect();
-            assert!(
-                broker_fault && broker_restarts < 4,
-                "publishing did not resume within {resume_secs} s after the broker came back \
-                 ({broker_restarts} restarts); last refusals {:?}; broker log (newest first):\n{}",
-                refused
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .rev()
-                    .take(3)
-                    .collect::<Vec<_>>(),
-                tail.join("\n")
+            let last: Vec<_> = refused
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .take(3)
+                .cloned()
+                .collect();
+            // Stop the publishers, then fail with the broker's log.
+            stop.store(true, Ordering::SeqCst);
+            panic!(
+                "publishing did not resume within {resume_secs} s after the broker came back; \
+                 last refusals {last:?}; broker {}",
+                broker.log_tail(15)
             );
-            eprintln!("the restarted broker refuses every produce (SendError in its log): restarting it again");
-            broker.stop();
-            broker.spawn().expect("the broker restarts");
-            broker_restarts += 1;
-            deadline = Instant::now() + Duration::from_secs(resume_secs);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let resumed_in = back_at.elapsed();
     stop.store(true, Ordering::SeqCst);
     for w in workers {
         w.await.unwrap();
@@ -321,9 +350,11 @@ async fn the_kafka_broker_dies_mid_publish_and_nothing_acknowledged_is_lost() {
     for (status, retry, took) in &refused {
         assert_eq!(*status, 503, "refusals while the broker is down");
         assert!(*retry, "503 with Retry-After");
+        // The append bound (KafkaConfig::append_timeout, 10 s) plus room
+        // for a loaded machine.
         assert!(
-            *took < Duration::from_secs(60),
-            "answered within a bound: {took:?}"
+            *took < Duration::from_secs(20),
+            "answered within the append bound: {took:?}"
         );
     }
     wait_caught_up(&server).await;
@@ -357,9 +388,10 @@ async fn the_kafka_broker_dies_mid_publish_and_nothing_acknowledged_is_lost() {
     );
     let slowest = refused.iter().map(|r| r.2).max().unwrap_or_default();
     eprintln!(
-        "kafka broker {} mid-publish: {} events acknowledged, {} refused requests (503, slowest answer {slowest:?}), \
-         broker started {broker_restarts} time(s) after the crash, {copies} re-sent copies in the topic \
-         (applied once), read models equal a rebuild",
+        "kafka broker {} mid-publish: {} events acknowledged, {} refused requests \
+         ({refused_while_down} while down; 503, slowest answer {slowest:?}), \
+         broker down {down_for:?}, publishing resumed {resumed_in:?} after its restart, \
+         {copies} re-sent copies in the topic (applied once), read models equal a rebuild",
         if kill { "SIGKILL" } else { "SIGTERM" },
         acked.len(),
         refused.len()

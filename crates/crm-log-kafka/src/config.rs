@@ -31,12 +31,14 @@ pub struct KafkaConfig {
     /// checkpoint a reader is started from.
     pub group_prefix: String,
     /// How long one `append` may take before it answers
-    /// [`crm_log::LogError::Unavailable`]: librdkafka's `message.timeout.ms`
-    /// (delivery timeout) and, with [`Self::timeout_slack`], a hard bound on
-    /// the whole call. Default 10 s.
+    /// [`crm_log::LogError::Unavailable`]: the backend's own bound on the
+    /// whole call (librdkafka's `message.timeout.ms` is 0, infinite: an
+    /// expired message would make it bump its producer epoch, see
+    /// docs/kafka.md). Also the producer's `request.timeout.ms` (at most
+    /// 30 s). Default 10 s.
     pub append_timeout: Duration,
-    /// Added to `append_timeout` for the hard bound of the whole call
-    /// (librdkafka checks message timeouts about once a second). Default 2 s.
+    /// Added to the request and health timeouts for the hard bound of those
+    /// calls (in case librdkafka's own timeout does not fire). Default 2 s.
     pub timeout_slack: Duration,
     /// Timeout of metadata, admin and watermark requests (connect, `end`,
     /// `reader`). Default 10 s.

@@ -21,14 +21,18 @@
 //!
 //! ## Writing
 //! One idempotent producer (`enable.idempotence=true`, `acks=all`, at most 5
-//! requests in flight, the Java-compatible `murmur2_random` partitioner).
+//! requests in flight, the Java-compatible `murmur2_random` partitioner),
+//! which never bumps its own epoch: librdkafka never expires its messages
+//! (`message.timeout.ms=0`), and a failure that could leave a gap stops it
+//! (`enable.gapless.guarantee=true`); a stopped producer is replaced by a
+//! new one, with a new producer id.
 //! `append` enqueues the batch in order and answers only when every message
 //! has its delivery report: nothing is answered `Appended` before the
 //! in-sync replicas have it. The idempotent producer keeps the order of each
 //! partition across retries, hence of each stream. A broker that is down or
 //! slow makes `append` answer [`LogError::Unavailable`] after
-//! [`KafkaConfig::append_timeout`] (librdkafka's `message.timeout.ms`, plus a
-//! hard bound on the whole call): it never hangs. The producer queue is
+//! [`KafkaConfig::append_timeout`] (the backend's own bound on the whole
+//! call): it never hangs. The producer queue is
 //! bounded (`queue.buffering.max.messages`); when it is full, `append` waits
 //! for room within the same bound (backpressure, no unbounded buffer).
 //!
@@ -152,10 +156,17 @@ fn common_config(cfg: &KafkaConfig, client_id: &str) -> ClientConfig {
 fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
     let mut c = common_config(cfg, &cfg.client_id);
     let request_timeout = cfg.append_timeout.min(Duration::from_secs(30));
+    // librdkafka never expires a message (`message.timeout.ms=0`, infinite)
+    // and stops the producer on a failure that could leave a gap in the
+    // sequence (`enable.gapless.guarantee`), instead of bumping its producer
+    // epoch by itself in either case: Tansu 0.6 (the test broker) cannot take
+    // a locally bumped epoch (docs/kafka.md). `append` is bounded by the
+    // backend's own timer, and a stopped (fatal) producer is replaced.
     c.set("enable.idempotence", "true")
+        .set("enable.gapless.guarantee", "true")
         .set("acks", "all")
         .set("max.in.flight.requests.per.connection", "5")
-        .set("message.timeout.ms", millis(cfg.append_timeout))
+        .set("message.timeout.ms", "0")
         .set("request.timeout.ms", millis(request_timeout))
         .set(
             "queue.buffering.max.messages",
@@ -592,7 +603,7 @@ impl KafkaLog {
                 Err(_) => {
                     let e = LogError::Unavailable(format!(
                         "Kafka did not confirm delivery within {:?}",
-                        self.config.append_timeout + self.config.timeout_slack
+                        self.config.append_timeout
                     ));
                     return Err((e, Failure::Stuck));
                 }
@@ -644,8 +655,7 @@ impl Log for KafkaLog {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let deadline =
-            tokio::time::Instant::now() + self.config.append_timeout + self.config.timeout_slack;
+        let deadline = tokio::time::Instant::now() + self.config.append_timeout;
         let producer = self.producer();
         match self.append_inner(&producer, &batch, deadline).await {
             Ok(outcomes) => Ok(outcomes),
@@ -890,7 +900,11 @@ mod tests {
         let c = producer_config(&KafkaConfig::new("h:1").append_timeout(Duration::from_secs(4)));
         assert_eq!(c.get("enable.idempotence"), Some("true"));
         assert_eq!(c.get("acks"), Some("all"));
-        assert_eq!(c.get("message.timeout.ms"), Some("4000"));
+        assert_eq!(c.get("enable.gapless.guarantee"), Some("true"));
+        // Never expired by librdkafka (an expiry bumps the epoch); `append`
+        // has its own bound.
+        assert_eq!(c.get("message.timeout.ms"), Some("0"));
+        assert_eq!(c.get("request.timeout.ms"), Some("4000"));
         assert_eq!(c.get("allow.auto.create.topics"), Some("false"));
         let c = consumer_config(&KafkaConfig::new("h:1"));
         assert_eq!(c.get("enable.auto.commit"), Some("false"));
