@@ -74,6 +74,9 @@ const INDEX_DIR: &str = "id-index";
 /// Where the id index lived before (a sled database); deleted at open.
 const OLD_INDEX_DIR: &str = "ids";
 
+/// Default of [`EmbeddedConfig::index_memtable_ids`].
+pub const DEFAULT_INDEX_MEMTABLE_IDS: usize = idindex::DEFAULT_MEMTABLE_IDS;
+
 /// Settings of the embedded log.
 #[derive(Debug, Clone)]
 pub struct EmbeddedConfig {
@@ -104,7 +107,7 @@ impl EmbeddedConfig {
             dir: dir.into(),
             segment_bytes: 256 * 1024 * 1024,
             max_group_events: 100_000,
-            index_memtable_ids: idindex::DEFAULT_MEMTABLE_IDS,
+            index_memtable_ids: DEFAULT_INDEX_MEMTABLE_IDS,
             id_hash: None,
             min_free_bytes: 64 * 1024 * 1024,
         }
@@ -343,7 +346,7 @@ fn verify_segment(
                     return Err(corrupt(
                         seg_path,
                         pos,
-                        format!("{why}; record {offset} had been acknowledged (the id index covers it), so this is damage, not a write torn by a crash"),
+                        format!("{why}; record {offset} had been acknowledged (the id index covers it), so this is damage, not a write torn by a crash (if these segments were restored from a backup, delete {} and start again)", seg_path.parent().and_then(Path::parent).map_or_else(|| "the id index".into(), |d| d.join(INDEX_DIR).display().to_string())),
                     ));
                 }
                 let torn = is_last && runs_to_the_end(seg_path, pos, file_len)?;
@@ -418,6 +421,12 @@ impl EmbeddedLog {
             config.id_hash.unwrap_or(idindex::default_id_hash),
         )?;
         let indexed = index.indexed_end();
+        // Each run's last id is checked against its record in the same pass:
+        // the first run that does not match the log, and every run after it,
+        // is dropped below (an index left beside segments from elsewhere).
+        let checks = index.run_checks();
+        let mut next_check = 0;
+        let mut mismatch: Option<u64> = None;
         let mut segments = Vec::new();
         let mut next_offset = 0u64;
         if bases.is_empty() {
@@ -449,6 +458,13 @@ impl EmbeddedLog {
                         if offset >= indexed {
                             let b = decode_record_body(body).map_err(|e| corrupt(&path, pos, e))?;
                             index.insert_at_open(index.hash(b.event_id), offset, pos);
+                        } else if checks.get(next_check).is_some_and(|c| c.1 == offset) {
+                            let (start, _, want) = checks[next_check];
+                            next_check += 1;
+                            let b = decode_record_body(body).map_err(|e| corrupt(&path, pos, e))?;
+                            if mismatch.is_none() && index.hash(b.event_id) != want {
+                                mismatch = Some(start);
+                            }
                         }
                         Ok(())
                     },
@@ -464,7 +480,15 @@ impl EmbeddedLog {
                 "the log holds fewer records than the id index says were acknowledged (segments cut back or restored from an older copy): the index is cut back to the log"
             );
         }
-        if let Some(from) = index.cut_back(next_offset)? {
+        let mut limit = next_offset;
+        if let Some(start) = mismatch {
+            tracing::warn!(
+                from = start,
+                "the id index does not match the log from this record on (segments restored from another copy?): those runs are dropped and the records indexed again"
+            );
+            limit = limit.min(start);
+        }
+        if let Some(from) = index.keep_below(limit)? {
             for seg in &segments {
                 let seg_end = segments
                     .iter()

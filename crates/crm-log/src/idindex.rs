@@ -16,11 +16,14 @@
 //! - **Runs**: immutable files `DIR/<start>-<end>.run` (20-digit offsets),
 //!   each holding one entry per record with an offset in `[start, end)`;
 //!   together they cover `[0, end of the last run)` without gaps. A run is
-//!   a 48-byte header (`CRMIDX`, format, start, end, count, the hash of a
-//!   probe id, CRC-32C of the entries, CRC-32C of the header) and then
-//!   24-byte entries `(hash, offset, position)`, u64 LE, sorted by (hash,
-//!   offset). It is written to a `.tmp` file, fsynced, renamed, and the
-//!   directory fsynced.
+//!   a 56-byte header (`CRMIDX`, format, start, end, count, the hash of a
+//!   probe id, the hash of the id of record `end - 1`, CRC-32C of the
+//!   entries, CRC-32C of the header) and then 24-byte entries `(hash,
+//!   offset, position)`, u64 LE, sorted by (hash, offset). It is written to
+//!   a `.tmp` file, fsynced, renamed, and the directory fsynced. At open the
+//!   log checks each run's last id against its record: runs that do not
+//!   match the log (an index left beside segments restored from elsewhere)
+//!   are dropped and their records indexed again.
 //! - **In memory, per run**: a blocked Bloom filter (10 bits per id, one
 //!   cache line per lookup, about 1% false positives) and a fence (every
 //!   256th hash). A new id costs one cache line per run; a hit, or a false
@@ -77,7 +80,7 @@ pub const DEFAULT_MEMTABLE_IDS: usize = 458_752;
 
 const RUN_MAGIC: &[u8; 6] = b"CRMIDX";
 const RUN_FORMAT: u8 = 1;
-const RUN_HEADER: u64 = 48;
+const RUN_HEADER: u64 = 56;
 const ENTRY: usize = 24;
 /// One fence (the hash of an entry) every this many entries.
 const FENCE: usize = 256;
@@ -319,6 +322,8 @@ struct Run {
     file: File,
     start: u64,
     end: u64,
+    /// The hash of the id of record `end - 1`.
+    last_hash: u64,
     bloom: Bloom,
     fences: Vec<u64>,
 }
@@ -364,42 +369,51 @@ fn parse_run_name(name: &str) -> Option<(u64, u64)> {
     Some((s.parse().ok()?, e.parse().ok()?))
 }
 
-fn encode_header(start: u64, end: u64, probe: u64, entries_crc: u32) -> [u8; RUN_HEADER as usize] {
-    let mut h = [0u8; RUN_HEADER as usize];
-    h[..6].copy_from_slice(RUN_MAGIC);
-    h[6] = RUN_FORMAT;
-    h[8..16].copy_from_slice(&start.to_le_bytes());
-    h[16..24].copy_from_slice(&end.to_le_bytes());
-    h[24..32].copy_from_slice(&(end - start).to_le_bytes());
-    h[32..40].copy_from_slice(&probe.to_le_bytes());
-    h[40..44].copy_from_slice(&entries_crc.to_le_bytes());
-    let crc = crc32c::crc32c(&h[..44]);
-    h[44..].copy_from_slice(&crc.to_le_bytes());
-    h
+struct Header {
+    start: u64,
+    end: u64,
+    probe: u64,
+    last_hash: u64,
+    entries_crc: u32,
 }
 
-/// (start, end, probe, entries CRC), or what is wrong.
-fn decode_header(h: &[u8; RUN_HEADER as usize]) -> Result<(u64, u64, u64, u32), String> {
-    if &h[..6] != RUN_MAGIC || h[6] != RUN_FORMAT {
+fn encode_header(h: &Header) -> [u8; RUN_HEADER as usize] {
+    let mut b = [0u8; RUN_HEADER as usize];
+    b[..6].copy_from_slice(RUN_MAGIC);
+    b[6] = RUN_FORMAT;
+    b[8..16].copy_from_slice(&h.start.to_le_bytes());
+    b[16..24].copy_from_slice(&h.end.to_le_bytes());
+    b[24..32].copy_from_slice(&(h.end - h.start).to_le_bytes());
+    b[32..40].copy_from_slice(&h.probe.to_le_bytes());
+    b[40..48].copy_from_slice(&h.last_hash.to_le_bytes());
+    b[48..52].copy_from_slice(&h.entries_crc.to_le_bytes());
+    let crc = crc32c::crc32c(&b[..52]);
+    b[52..].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+fn decode_header(b: &[u8; RUN_HEADER as usize]) -> Result<Header, String> {
+    if &b[..6] != RUN_MAGIC || b[6] != RUN_FORMAT {
         return Err("not an id index run (bad magic or format)".into());
     }
-    let crc = u32::from_le_bytes(h[44..].try_into().expect("4 bytes"));
-    if crc32c::crc32c(&h[..44]) != crc {
+    let crc = u32::from_le_bytes(b[52..].try_into().expect("4 bytes"));
+    if crc32c::crc32c(&b[..52]) != crc {
         return Err("header CRC mismatch".into());
     }
-    let u = |r: Range<usize>| u64::from_le_bytes(h[r].try_into().expect("8 bytes"));
+    let u = |r: Range<usize>| u64::from_le_bytes(b[r].try_into().expect("8 bytes"));
     let (start, end, count) = (u(8..16), u(16..24), u(24..32));
     if end <= start || count != end - start {
         return Err(format!(
             "impossible range {start}..{end} of {count} entries"
         ));
     }
-    Ok((
+    Ok(Header {
         start,
         end,
-        u(32..40),
-        u32::from_le_bytes(h[40..44].try_into().expect("4 bytes")),
-    ))
+        probe: u(32..40),
+        last_hash: u(40..48),
+        entries_crc: u32::from_le_bytes(b[48..52].try_into().expect("4 bytes")),
+    })
 }
 
 /// Checks the entries of a run as they are written or read, and builds
@@ -412,6 +426,7 @@ struct RunBuilder {
     bloom: Bloom,
     fences: Vec<u64>,
     last: Option<Entry>,
+    last_hash: Option<u64>,
 }
 
 impl RunBuilder {
@@ -424,6 +439,7 @@ impl RunBuilder {
             bloom: Bloom::new(end - start),
             fences: Vec::with_capacity(((end - start) as usize).div_ceil(FENCE)),
             last: None,
+            last_hash: None,
         }
     }
 
@@ -440,6 +456,9 @@ impl RunBuilder {
         if self.n.is_multiple_of(FENCE as u64) {
             self.fences.push(e.hash);
         }
+        if e.offset == self.end - 1 {
+            self.last_hash = Some(e.hash);
+        }
         self.bloom.insert(e.hash);
         self.crc = crc32c::crc32c_append(self.crc, bytes);
         self.n += 1;
@@ -447,7 +466,8 @@ impl RunBuilder {
         Ok(())
     }
 
-    fn finish(self) -> Result<(u32, Bloom, Vec<u64>), String> {
+    /// (entries CRC, hash of the last record's id, filter, fences).
+    fn finish(self) -> Result<(u32, u64, Bloom, Vec<u64>), String> {
         if self.n != self.end - self.start {
             return Err(format!(
                 "{} entries for the {} records {}..{}",
@@ -457,7 +477,8 @@ impl RunBuilder {
                 self.end
             ));
         }
-        Ok((self.crc, self.bloom, self.fences))
+        let last_hash = self.last_hash.ok_or("no entry for the last record")?;
+        Ok((self.crc, last_hash, self.bloom, self.fences))
     }
 }
 
@@ -505,12 +526,19 @@ fn write_run(
         }
         w.flush()?;
         drop(w);
-        let (crc, bloom, fences) = b.finish().map_err(invalid)?;
-        write_all_at(&file, &encode_header(start, end, probe, crc), 0)?;
+        let (entries_crc, last_hash, bloom, fences) = b.finish().map_err(invalid)?;
+        let header = Header {
+            start,
+            end,
+            probe,
+            last_hash,
+            entries_crc,
+        };
+        write_all_at(&file, &encode_header(&header), 0)?;
         file.sync_all()?;
-        Ok((file, bloom, fences))
+        Ok((file, last_hash, bloom, fences))
     })();
-    let (file, bloom, fences) = match written {
+    let (file, last_hash, bloom, fences) = match written {
         Ok(w) => w,
         Err(e) => {
             let _ = fs::remove_file(&tmp);
@@ -527,6 +555,7 @@ fn write_run(
         file,
         start,
         end,
+        last_hash,
         bloom,
         fences,
     })
@@ -542,11 +571,12 @@ fn load_run(path: &Path, start: u64, end: u64, probe: u64) -> Result<Run, String
         return Err(format!("{len} bytes, shorter than a header"));
     }
     read_exact_at(&file, &mut h, 0).map_err(io)?;
-    let (s, e, p, crc) = decode_header(&h)?;
+    let header = decode_header(&h)?;
+    let (s, e) = (header.start, header.end);
     if (s, e) != (start, end) {
         return Err(format!("the header says {s}..{e}, the name {start}..{end}"));
     }
-    if p != probe {
+    if header.probe != probe {
         return Err("written with another id hash function".into());
     }
     let count = end - start;
@@ -567,17 +597,22 @@ fn load_run(path: &Path, start: u64, end: u64, probe: u64) -> Result<Run, String
         }
         at += n as u64;
     }
-    let (actual, bloom, fences) = b.finish()?;
+    let (actual, last_hash, bloom, fences) = b.finish()?;
+    let crc = header.entries_crc;
     if actual != crc {
         return Err(format!(
             "entries CRC mismatch (stored {crc:08x}, computed {actual:08x})"
         ));
+    }
+    if last_hash != header.last_hash {
+        return Err("the header's last id does not match the entries".into());
     }
     Ok(Run {
         path: path.to_path_buf(),
         file,
         start,
         end,
+        last_hash,
         bloom,
         fences,
     })
@@ -685,11 +720,18 @@ enum Done {
     Merged(io::Result<Run>),
 }
 
+/// A background thread; one writes memtables out, another merges runs,
+/// so that a long merge never holds a memtable back.
 struct Worker {
     jobs: mpsc::Sender<Job>,
     done: mpsc::Receiver<Done>,
     thread: JoinHandle<()>,
+    /// A job is out.
+    busy: bool,
 }
+
+const FLUSH: usize = 0;
+const MERGE: usize = 1;
 
 /// The index; owned by the log's writer thread. See the module docs.
 pub(crate) struct IdIndex {
@@ -704,9 +746,10 @@ pub(crate) struct IdIndex {
     mem: MemTable,
     marker: File,
     marker_failed: bool,
-    worker: Option<Worker>,
-    busy: bool,
-    retry_at: Option<Instant>,
+    /// `[FLUSH]` and `[MERGE]`, started when first needed.
+    workers: [Option<Worker>; 2],
+    /// After a failure, when to try again, per worker.
+    retry_at: [Option<Instant>; 2],
     grew_warned: bool,
     cancel: Arc<AtomicBool>,
     /// Test hook: this many run writes fail.
@@ -801,9 +844,8 @@ impl IdIndex {
             mem: MemTable::new(next, cap.max(1)),
             marker,
             marker_failed: false,
-            worker: None,
-            busy: false,
-            retry_at: None,
+            workers: [None, None],
+            retry_at: [None, None],
             grew_warned: false,
             cancel: Arc::new(AtomicBool::new(false)),
             faults: Arc::new(AtomicU32::new(0)),
@@ -850,7 +892,7 @@ impl IdIndex {
     /// written out on this thread (no writer is running yet).
     pub(crate) fn insert_at_open(&mut self, hash: u64, offset: u64, pos: u64) {
         self.mem.insert(hash, offset, pos);
-        if self.mem.len() >= self.cap && self.retry_at.is_none() {
+        if self.mem.len() >= self.cap && self.retry_at[FLUSH].is_none() {
             self.write_mem_now();
         }
     }
@@ -865,21 +907,33 @@ impl IdIndex {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "writing an id index run failed; its ids stay in memory and the write is retried");
-                self.retry_at = Some(Instant::now() + RETRY_FLUSH);
+                self.retry_at[FLUSH] = Some(Instant::now() + RETRY_FLUSH);
             }
         }
     }
 
-    /// After the log was verified and holds `next_offset` records: drops
-    /// what the index holds beyond them (the log was cut back, or restored
-    /// from an older copy). Returns where re-indexing from the log must
-    /// start, if anything was dropped.
-    pub(crate) fn cut_back(&mut self, next_offset: u64) -> io::Result<Option<u64>> {
-        if self.mem.end() <= next_offset {
+    /// For each run: (its first offset, its last offset, the hash of the id
+    /// the record at its last offset must have).
+    pub(crate) fn run_checks(&self) -> Vec<(u64, u64, u64)> {
+        self.runs
+            .iter()
+            .map(|r| (r.start, r.end - 1, r.last_hash))
+            .collect()
+    }
+
+    /// At open: drops what the index holds at or beyond offset `limit`
+    /// (the log ends there, or the runs from there on do not match it).
+    /// Returns where indexing from the log must start again, if anything
+    /// was dropped.
+    pub(crate) fn keep_below(&mut self, limit: u64) -> io::Result<Option<u64>> {
+        if self.mem.end() <= limit {
             return Ok(None);
         }
-        assert!(self.frozen.is_none() && !self.busy, "only at open");
-        while self.runs.last().is_some_and(|r| r.end > next_offset) {
+        assert!(
+            self.frozen.is_none() && self.workers.iter().all(Option::is_none),
+            "only at open"
+        );
+        while self.runs.last().is_some_and(|r| r.end > limit) {
             let r = self.runs.pop().expect("a run");
             fs::remove_file(&r.path)?;
         }
@@ -909,15 +963,31 @@ impl IdIndex {
     /// is frozen and written out, runs merged. Called by the writer after
     /// each group commit; never waits.
     pub(crate) fn maintain(&mut self) {
-        while let Some(done) = self.worker.as_ref().and_then(|w| w.done.try_recv().ok()) {
-            self.busy = false;
-            self.finished(done);
+        for lane in [FLUSH, MERGE] {
+            while let Some(w) = &mut self.workers[lane] {
+                match w.done.try_recv() {
+                    Ok(done) => {
+                        w.busy = false;
+                        self.finished(done);
+                    }
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        // It panicked (a bug): another redoes its job.
+                        tracing::error!("an id index thread stopped; starting another");
+                        self.workers[lane] = None;
+                        self.retry_at[lane] = Some(Instant::now() + RETRY_FLUSH);
+                    }
+                }
+            }
         }
         if self.mem.len() >= self.cap {
             if self.frozen.is_none() {
                 let next = MemTable::new(self.mem.end(), self.cap);
                 self.frozen = Some(Arc::new(std::mem::replace(&mut self.mem, next)));
-            } else if self.mem.len() >= 2 * self.cap && !self.grew_warned {
+            } else if self.mem.len() >= 2 * self.cap
+                && self.retry_at[FLUSH].is_some()
+                && !self.grew_warned
+            {
                 self.grew_warned = true;
                 tracing::warn!(
                     ids = self.mem.len(),
@@ -925,16 +995,22 @@ impl IdIndex {
                 );
             }
         }
-        if self.busy || self.retry_at.is_some_and(|t| Instant::now() < t) {
-            return;
+        let now = Instant::now();
+        let free = |lane: usize, this: &Self| {
+            !this.workers[lane].as_ref().is_some_and(|w| w.busy)
+                && this.retry_at[lane].is_none_or(|t| now >= t)
+        };
+        if free(FLUSH, self) {
+            if let Some(f) = &self.frozen {
+                let job = Job::Flush(f.clone());
+                self.start(FLUSH, job);
+            }
         }
-        self.retry_at = None;
-        if let Some(f) = &self.frozen {
-            let job = Job::Flush(f.clone());
-            self.start(job);
-        } else if let Some(r) = self.merge_plan() {
-            let job = Job::Merge(self.runs[r].to_vec());
-            self.start(job);
+        if free(MERGE, self) {
+            if let Some(r) = self.merge_plan() {
+                let job = Job::Merge(self.runs[r].to_vec());
+                self.start(MERGE, job);
+            }
         }
     }
 
@@ -948,6 +1024,7 @@ impl IdIndex {
                 debug_assert_eq!((f.start, f.end()), (run.start, run.end));
                 tracing::debug!(start = run.start, end = run.end, "id index run written");
                 self.runs.push(Arc::new(run));
+                self.retry_at[FLUSH] = None;
                 self.grew_warned = false;
             }
             Done::Merged(Ok(run)) => {
@@ -963,17 +1040,18 @@ impl IdIndex {
                     "id index runs merged"
                 );
                 self.runs.splice(i..=j, [Arc::new(run)]);
+                self.retry_at[MERGE] = None;
             }
             Done::Flushed(Err(e)) => {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::warn!(error = %e, "writing an id index run failed; its ids stay in memory and the write is retried");
-                    self.retry_at = Some(Instant::now() + RETRY_FLUSH);
+                    self.retry_at[FLUSH] = Some(Instant::now() + RETRY_FLUSH);
                 }
             }
             Done::Merged(Err(e)) => {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::warn!(error = %e, "merging id index runs failed; retried later");
-                    self.retry_at = Some(Instant::now() + RETRY_MERGE);
+                    self.retry_at[MERGE] = Some(Instant::now() + RETRY_MERGE);
                 }
             }
         }
@@ -1013,14 +1091,19 @@ impl IdIndex {
         (n > MAX_RUNS).then(|| n - 2..n)
     }
 
-    fn start(&mut self, job: Job) {
-        if self.worker.is_none() {
+    fn start(&mut self, lane: usize, job: Job) {
+        if self.workers[lane].is_none() {
             let (jobs, job_rx) = mpsc::channel::<Job>();
             let (done_tx, done) = mpsc::channel();
             let (dir, probe) = (self.dir.clone(), self.probe);
             let (cancel, faults) = (self.cancel.clone(), self.faults.clone());
+            let name = if lane == FLUSH {
+                "crm-log-ids-flush"
+            } else {
+                "crm-log-ids-merge"
+            };
             let thread = std::thread::Builder::new()
-                .name("crm-log-ids".into())
+                .name(name.into())
                 .spawn(move || {
                     while let Ok(job) = job_rx.recv() {
                         let done = match job {
@@ -1035,22 +1118,29 @@ impl IdIndex {
                     }
                 });
             match thread {
-                Ok(thread) => self.worker = Some(Worker { jobs, done, thread }),
+                Ok(thread) => {
+                    self.workers[lane] = Some(Worker {
+                        jobs,
+                        done,
+                        thread,
+                        busy: false,
+                    })
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot start the id index thread; retried later");
-                    self.retry_at = Some(Instant::now() + RETRY_FLUSH);
+                    tracing::warn!(error = %e, "cannot start an id index thread; retried later");
+                    self.retry_at[lane] = Some(Instant::now() + RETRY_FLUSH);
                     return;
                 }
             }
         }
-        let w = self.worker.as_ref().expect("a worker");
+        let w = self.workers[lane].as_mut().expect("a worker");
         if w.jobs.send(job).is_ok() {
-            self.busy = true;
+            w.busy = true;
         } else {
             // The thread died (a panic): start another next time.
-            tracing::error!("the id index thread stopped; starting another");
-            self.worker = None;
-            self.retry_at = Some(Instant::now() + RETRY_FLUSH);
+            tracing::error!("an id index thread stopped; starting another");
+            self.workers[lane] = None;
+            self.retry_at[lane] = Some(Instant::now() + RETRY_FLUSH);
         }
     }
 
@@ -1058,13 +1148,14 @@ impl IdIndex {
     /// memtable written out (the rest is indexed from the log at open).
     pub(crate) fn close(&mut self) {
         self.cancel.store(true, Ordering::Relaxed);
-        if let Some(w) = self.worker.take() {
-            drop(w.jobs);
-            while let Ok(done) = w.done.recv() {
-                self.busy = false;
-                self.finished(done);
+        for lane in [FLUSH, MERGE] {
+            if let Some(w) = self.workers[lane].take() {
+                drop(w.jobs);
+                while let Ok(done) = w.done.recv() {
+                    self.finished(done);
+                }
+                let _ = w.thread.join();
             }
-            let _ = w.thread.join();
         }
         if let Some(f) = self.frozen.take() {
             match flush_mem(&self.dir, self.probe, &f, &self.faults) {
@@ -1103,24 +1194,30 @@ impl IdIndex {
         self.faults.store(n, Ordering::SeqCst);
     }
 
+    /// Test hook: waits for every job out to come back.
+    #[cfg(test)]
+    fn wait_busy(&mut self) {
+        for lane in [FLUSH, MERGE] {
+            if let Some(w) = &mut self.workers[lane] {
+                if w.busy {
+                    let done = w.done.recv().expect("the worker answers");
+                    w.busy = false;
+                    self.finished(done);
+                }
+            }
+        }
+    }
+
     /// Test hook: waits until no background work is left to do.
     #[cfg(test)]
     fn settle(&mut self) {
         loop {
-            self.retry_at = None;
+            self.retry_at = [None, None];
             self.maintain();
-            if !self.busy {
+            if self.workers.iter().flatten().all(|w| !w.busy) {
                 return;
             }
-            let done = self
-                .worker
-                .as_ref()
-                .expect("a worker")
-                .done
-                .recv()
-                .expect("the worker answers");
-            self.busy = false;
-            self.finished(done);
+            self.wait_busy();
         }
     }
 }
@@ -1250,14 +1347,10 @@ mod tests {
             ix.insert(h(o), o, o);
             ix.maintain();
         }
-        // Wait for the failed attempt(s) to come back.
-        while ix.busy {
-            let done = ix.worker.as_ref().unwrap().done.recv().unwrap();
-            ix.busy = false;
-            ix.finished(done);
-        }
+        // Wait for the failed attempt to come back.
+        ix.wait_busy();
         assert!(
-            ix.retry_at.is_some(),
+            ix.retry_at[FLUSH].is_some(),
             "the write failed and waits to be retried"
         );
         for o in 0..45 {
