@@ -150,6 +150,11 @@ pub struct ServeArgs {
     /// until the disk is full.
     #[arg(long, env = "CRM_LEDGER_LOG_MIN_FREE_MB", default_value_t = 64)]
     pub log_min_free_mb: u64,
+    /// Event ids the embedded log's id index keeps in memory (about 27 bytes
+    /// each) before writing them to a sorted run file; fewer means smaller
+    /// and more numerous runs.
+    #[arg(long, env = "CRM_LEDGER_LOG_INDEX_MEMTABLE_IDS", default_value_t = crm_log::embedded::DEFAULT_INDEX_MEMTABLE_IDS)]
+    pub log_index_memtable_ids: usize,
 }
 
 #[derive(Debug, Args)]

@@ -109,6 +109,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     } else {
         let mut log_config = EmbeddedConfig::new(data_dir.join("log"));
         log_config.min_free_bytes = args.log_min_free_mb * 1024 * 1024;
+        log_config.index_memtable_ids = args.log_index_memtable_ids;
         let opened = crate::logs::open(&args.log, || open_embedded_with(log_config)).await?;
         let store = open_store(data_dir, args.store_cache_mb)?;
         let dyn_log = opened.log.clone();

@@ -2,7 +2,8 @@
 //!
 //! ## On disk
 //! `DIR/LOCK` (held while open), `DIR/segments/<base offset, 20 digits>.seg`,
-//! and `DIR/ids/` (a sled index of event ids, derived from the segments).
+//! and `DIR/id-index/` (the index of event ids, derived from the segments;
+//! see `idindex.rs`).
 //!
 //! A segment starts with a 16-byte header (`CRMLOG` magic, format byte, a
 //! reserved byte, the base offset as u64 LE), then records:
@@ -24,17 +25,28 @@
 //! not on disk.
 //!
 //! ## Deduplication
-//! `event_id` -> (content hash, offset), kept forever in a sled tree with the
-//! offset it covers stored in the same batch. sled is not the source of truth:
-//! at open the index is brought up to date from the segments (and rebuilt from
-//! scratch if it is ahead of the log or unreadable).
+//! Forever, by `event_id`. The id index maps a 64-bit hash of each id to the
+//! record's offset and byte position; a hit is checked by reading the record
+//! (its real id and content hash decide `duplicate`, `conflict`, or a hash
+//! collision). Ids of the group are added to the index's memtable after the
+//! `fdatasync`; full memtables become sorted run files, written and merged
+//! by a background thread, with a Bloom filter per run in memory (see
+//! `idindex.rs`). The index is not the source of truth: at open whatever it
+//! lacks (the memtable, a damaged run) is indexed again from the segments,
+//! in the same pass that checks their CRCs, and whatever it holds beyond the
+//! log is dropped. It is never needed for durability.
+//!
+//! Earlier builds kept the index in a sled tree in `DIR/ids/`; such a
+//! directory is deleted at open, once the new index is built.
 //!
 //! ## Recovery at open
 //! Every segment is read and every record's CRC checked. A torn tail of the
 //! last segment (a crash mid-write: a short header, a body running past the
 //! end of the file, a bad CRC on the very last record, or zeros to the end)
 //! is cut off and never served. Any other damage stops the open with an
-//! error naming the file and byte offset.
+//! error naming the file and byte offset. A bad last record below what the
+//! id index says was acknowledged (its runs, and the `COMMITTED` marker
+//! written after every commit) is damage too, not a torn write.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -48,6 +60,7 @@ use async_trait::async_trait;
 use fs4::fs_std::FileExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::idindex::{self, read_exact_at, IdIndex};
 use crate::record::{decode_record_body, encode_record_body};
 use crate::{Append, AppendOutcome, Checkpoint, Log, LogError, LogReader, LogRecord, Position};
 
@@ -57,7 +70,12 @@ const HEADER_LEN: u64 = 16;
 const RECORD_HEADER: usize = 8;
 /// No record body is larger (an event is at most 256 KiB at ingest).
 const MAX_BODY: u32 = 16 * 1024 * 1024;
-const INDEX_NEXT_KEY: &[u8] = b"\x00next";
+const INDEX_DIR: &str = "id-index";
+/// Where the id index lived before (a sled database); deleted at open.
+const OLD_INDEX_DIR: &str = "ids";
+
+/// Default of [`EmbeddedConfig::index_memtable_ids`].
+pub const DEFAULT_INDEX_MEMTABLE_IDS: usize = idindex::DEFAULT_MEMTABLE_IDS;
 
 /// Settings of the embedded log.
 #[derive(Debug, Clone)]
@@ -68,8 +86,14 @@ pub struct EmbeddedConfig {
     pub segment_bytes: u64,
     /// Most events one group commit takes.
     pub max_group_events: usize,
-    /// Cache of the id index, in bytes.
-    pub index_cache_bytes: u64,
+    /// Event ids the id index holds in its in-memory table before writing
+    /// them to a sorted run file (about 27 bytes each; twice that while one
+    /// table is written out). The runs cost about 1.3 bytes of memory per id.
+    pub index_memtable_ids: usize,
+    /// Test hook: the 64-bit hash of event ids used by the index (`None`:
+    /// keyed BLAKE3). Runs written with another function are rebuilt.
+    #[doc(hidden)]
+    pub id_hash: Option<idindex::IdHash>,
     /// Appends are refused (`LogError::Full`, 507) while the log's file
     /// system has less free space than this, so that the read models and
     /// the id index, on the same disk, never run out of space for what was
@@ -83,7 +107,8 @@ impl EmbeddedConfig {
             dir: dir.into(),
             segment_bytes: 256 * 1024 * 1024,
             max_group_events: 100_000,
-            index_cache_bytes: 64 * 1024 * 1024,
+            index_memtable_ids: DEFAULT_INDEX_MEMTABLE_IDS,
+            id_hash: None,
             min_free_bytes: 64 * 1024 * 1024,
         }
     }
@@ -258,12 +283,13 @@ fn runs_to_the_end(path: &Path, pos: u64, file_len: u64) -> io::Result<bool> {
 /// the last segment a torn tail is cut off; elsewhere damage is an error.
 /// Records below `acknowledged` (what the id index says was committed) are
 /// never a torn tail: damage there is an error even at the end of the log.
+/// `on_record` gets each good record's offset, byte position and body.
 fn verify_segment(
     seg_path: &Path,
     expected_base: u64,
     is_last: bool,
     acknowledged: u64,
-    mut on_record: impl FnMut(u64, &[u8]) -> Result<(), LogError>,
+    mut on_record: impl FnMut(u64, u64, &[u8]) -> Result<(), LogError>,
 ) -> Result<(u64, u64), LogError> {
     let file = File::open(seg_path)?;
     let file_len = file.metadata()?.len();
@@ -307,7 +333,7 @@ fn verify_segment(
         match read_record(&mut r, file_len - pos)? {
             ReadOutcome::End => break,
             ReadOutcome::Record(body) => {
-                on_record(base + count, &body)?;
+                on_record(base + count, pos, &body)?;
                 pos += RECORD_HEADER as u64 + body.len() as u64;
                 count += 1;
             }
@@ -320,7 +346,7 @@ fn verify_segment(
                     return Err(corrupt(
                         seg_path,
                         pos,
-                        format!("{why}; record {offset} had been acknowledged (the id index covers it), so this is damage, not a write torn by a crash"),
+                        format!("{why}; record {offset} had been acknowledged (the id index covers it), so this is damage, not a write torn by a crash (if these segments were restored from a backup, delete {} and start again)", seg_path.parent().and_then(Path::parent).map_or_else(|| "the id index".into(), |d| d.join(INDEX_DIR).display().to_string())),
                     ));
                 }
                 let torn = is_last && runs_to_the_end(seg_path, pos, file_len)?;
@@ -342,96 +368,6 @@ fn verify_segment(
         }
     }
     Ok((pos, count))
-}
-
-fn index_value(hash: &[u8; 32], offset: u64) -> [u8; 40] {
-    let mut v = [0u8; 40];
-    v[..32].copy_from_slice(hash);
-    v[32..].copy_from_slice(&offset.to_le_bytes());
-    v
-}
-
-fn parse_index_value(v: &[u8]) -> Option<([u8; 32], u64)> {
-    if v.len() != 40 {
-        return None;
-    }
-    let mut h = [0u8; 32];
-    h.copy_from_slice(&v[..32]);
-    Some((h, u64::from_le_bytes(v[32..].try_into().ok()?)))
-}
-
-/// Opens the id index and reads all of it (sled checks each page's CRC as
-/// it reads it, so damage shows here and not as failing appends later);
-/// returns it with the offset it covers.
-fn open_index(path: &Path, cache_bytes: u64) -> Result<(sled::Db, sled::Tree, u64), sled::Error> {
-    let db = sled::Config::new()
-        .path(path)
-        .cache_capacity(cache_bytes)
-        .open()?;
-    let index = db.open_tree("ids")?;
-    for item in index.iter() {
-        item?;
-    }
-    let covered = index
-        .get(INDEX_NEXT_KEY)?
-        .and_then(|v| v.as_ref().try_into().ok().map(u64::from_le_bytes))
-        .unwrap_or(0);
-    Ok((db, index, covered))
-}
-
-/// Brings the id index up to `next_offset` from the segments (or rebuilds
-/// it when it is ahead of them).
-fn catch_up_index(
-    index: &sled::Tree,
-    segments: &[Segment],
-    next_offset: u64,
-    mut covered: u64,
-) -> Result<(), LogError> {
-    if covered > next_offset {
-        tracing::warn!(
-            covered,
-            next_offset,
-            "id index is ahead of the log: rebuilding it"
-        );
-        index.clear().map_err(sled_err)?;
-        covered = 0;
-    }
-    if covered < next_offset {
-        let mut batch = sled::Batch::default();
-        let mut n = 0u64;
-        for seg in segments {
-            let seg_end = segments
-                .iter()
-                .find(|s| s.base > seg.base)
-                .map_or(next_offset, |s| s.base);
-            if seg_end <= covered {
-                continue;
-            }
-            verify_segment(&seg.path, seg.base, false, 0, |offset, body| {
-                if offset >= covered {
-                    let b = decode_record_body(body).map_err(|e| corrupt(&seg.path, 0, e))?;
-                    batch.insert(
-                        b.event_id.as_bytes(),
-                        &index_value(&b.content_hash, offset)[..],
-                    );
-                    n += 1;
-                    if n.is_multiple_of(100_000) {
-                        let full = std::mem::take(&mut batch);
-                        index.apply_batch(full).map_err(sled_err)?;
-                    }
-                }
-                Ok(())
-            })?;
-        }
-        batch.insert(INDEX_NEXT_KEY, &next_offset.to_le_bytes());
-        index.apply_batch(batch).map_err(sled_err)?;
-        tracing::info!(events = n, "id index caught up from the log");
-    }
-    Ok(())
-}
-
-fn sled_err(e: sled::Error) -> LogError {
-    LogError::Unavailable(format!("id index: {e}"))
 }
 
 impl EmbeddedLog {
@@ -465,18 +401,32 @@ impl EmbeddedLog {
         }
         bases.sort_unstable();
 
-        // The id index (derived; brought up to date from the segments
-        // below). Read first: what it covers was acknowledged, so damage
-        // there is never taken for a torn tail.
-        let (index_db, index, covered) =
-            match open_index(&dir.join("ids"), config.index_cache_bytes) {
-                Ok(opened) => opened,
-                Err(e) => {
-                    tracing::warn!(error = %e, "id index unreadable: rebuilding it from the log");
-                    let _ = fs::remove_dir_all(dir.join("ids"));
-                    open_index(&dir.join("ids"), config.index_cache_bytes).map_err(sled_err)?
-                }
-            };
+        // Whatever the last segment holds may be served from now on (a record
+        // written before a crash may not have been synced): make it durable
+        // before the id index counts any of it as acknowledged.
+        if let Some(&last) = bases.last() {
+            OpenOptions::new()
+                .write(true)
+                .open(segment_path(&dir, last))?
+                .sync_data()?;
+        }
+
+        // The id index (derived: what it lacks is indexed from the segments
+        // below, in the pass that verifies them). Opened first: what it
+        // says was acknowledged is never taken for a torn tail.
+        let index_dir = dir.join(INDEX_DIR);
+        let (mut index, acknowledged) = IdIndex::open(
+            &index_dir,
+            config.index_memtable_ids,
+            config.id_hash.unwrap_or(idindex::default_id_hash),
+        )?;
+        let indexed = index.indexed_end();
+        // Each run's last id is checked against its record in the same pass:
+        // the first run that does not match the log, and every run after it,
+        // is dropped below (an index left beside segments from elsewhere).
+        let checks = index.run_checks();
+        let mut next_check = 0;
+        let mut mismatch: Option<u64> = None;
         let mut segments = Vec::new();
         let mut next_offset = 0u64;
         if bases.is_empty() {
@@ -499,18 +449,88 @@ impl EmbeddedLog {
                         format!("segment starts at offset {base} but the previous one ends at {next_offset}"),
                     ));
                 }
-                let (len, count) =
-                    verify_segment(&path, base, i + 1 == bases.len(), covered, |_, _| Ok(()))?;
+                let (len, count) = verify_segment(
+                    &path,
+                    base,
+                    i + 1 == bases.len(),
+                    acknowledged,
+                    |offset, pos, body| {
+                        if offset >= indexed {
+                            let b = decode_record_body(body).map_err(|e| corrupt(&path, pos, e))?;
+                            index.insert_at_open(index.hash(b.event_id), offset, pos);
+                        } else if checks.get(next_check).is_some_and(|c| c.1 == offset) {
+                            let (start, _, want) = checks[next_check];
+                            next_check += 1;
+                            let b = decode_record_body(body).map_err(|e| corrupt(&path, pos, e))?;
+                            if mismatch.is_none() && index.hash(b.event_id) != want {
+                                mismatch = Some(start);
+                            }
+                        }
+                        Ok(())
+                    },
+                )?;
                 next_offset = base + count;
                 segments.push(Segment { base, path, len });
             }
         }
-
-        catch_up_index(&index, &segments, next_offset, covered)?;
+        if acknowledged > next_offset {
+            tracing::warn!(
+                acknowledged,
+                records = next_offset,
+                "the log holds fewer records than the id index says were acknowledged (segments cut back or restored from an older copy): the index is cut back to the log"
+            );
+        }
+        let mut limit = next_offset;
+        if let Some(start) = mismatch {
+            tracing::warn!(
+                from = start,
+                "the id index does not match the log from this record on (segments restored from another copy?): those runs are dropped and the records indexed again"
+            );
+            limit = limit.min(start);
+        }
+        if let Some(from) = index.keep_below(limit)? {
+            for seg in &segments {
+                let seg_end = segments
+                    .iter()
+                    .find(|s| s.base > seg.base)
+                    .map_or(next_offset, |s| s.base);
+                if seg_end <= from {
+                    continue;
+                }
+                verify_segment(&seg.path, seg.base, false, 0, |offset, pos, body| {
+                    if offset >= from {
+                        let b = decode_record_body(body).map_err(|e| corrupt(&seg.path, pos, e))?;
+                        index.insert_at_open(index.hash(b.event_id), offset, pos);
+                    }
+                    Ok(())
+                })?;
+            }
+        }
 
         let last = segments.last().expect("at least one segment").clone();
         let mut file = OpenOptions::new().read(true).write(true).open(&last.path)?;
         file.seek(SeekFrom::Start(last.len))?;
+        index.set_committed(next_offset);
+        tracing::info!(
+            records = next_offset,
+            runs = index.runs(),
+            filter_bytes = index.resident_bytes(),
+            in_memtable = index.memtable_len(),
+            "id index ready"
+        );
+        let old_index = dir.join(OLD_INDEX_DIR);
+        if old_index.is_dir() {
+            match fs::remove_dir_all(&old_index) {
+                Ok(()) => tracing::info!(
+                    old = %old_index.display(),
+                    new = %index_dir.display(),
+                    "deleted the id index of the old format (sled); the new one was built from the log"
+                ),
+                Err(e) => {
+                    tracing::warn!(old = %old_index.display(), error = %e, "cannot delete the id index of the old format (sled); it is no longer used")
+                }
+            }
+        }
         let (head_tx, head_rx) = watch::channel(Head {
             next_offset,
             segments: Arc::new(segments.clone()),
@@ -521,15 +541,13 @@ impl EmbeddedLog {
             segments,
             file,
             next_offset,
-            index: Some((index_db, index)),
-            index_dir: dir.join("ids"),
-            index_cache_bytes: config.index_cache_bytes,
+            index,
+            reader: None,
             min_free_bytes: config.min_free_bytes,
             head: head_tx,
             segment_bytes: config.segment_bytes,
             max_group_events: config.max_group_events,
             broken: None,
-            unindexed: None,
         };
         let handle = std::thread::Builder::new()
             .name("crm-log-writer".into())
@@ -573,38 +591,19 @@ struct Writer {
     segments: Vec<Segment>,
     file: File,
     next_offset: u64,
-    /// The id index; `None` after it failed (sled refuses every operation
-    /// after an I/O error, e.g. a full disk): reopened and caught up from the
-    /// segments before the next write.
-    index: Option<(sled::Db, sled::Tree)>,
-    index_dir: PathBuf,
-    index_cache_bytes: u64,
+    /// The id index (see `idindex.rs`).
+    index: IdIndex,
+    /// A segment opened for reading records the index points to.
+    reader: Option<(u64, File)>,
     min_free_bytes: u64,
     head: watch::Sender<Head>,
     segment_bytes: u64,
     max_group_events: usize,
     /// Set when the log can no longer be trusted to write (a failed cut-back).
     broken: Option<String>,
-    /// The index entries of the last group, written after its answers.
-    unindexed: Option<sled::Batch>,
 }
 
 impl Writer {
-    /// Writes the last group's ids into the index.
-    fn index_written(&mut self) {
-        let Some(batch) = self.unindexed.take() else {
-            return;
-        };
-        if let Some((_, tree)) = &self.index {
-            if let Err(e) = tree.apply_batch(batch) {
-                // The records are durable (and acknowledged); the index is
-                // reopened and caught up from the segments before the next
-                // write, so duplicates are still recognised.
-                self.index_failed(&e);
-            }
-        }
-    }
-
     fn run(&mut self, mut rx: mpsc::Receiver<WriteReq>) {
         while let Some(first) = rx.blocking_recv() {
             let mut group = vec![first];
@@ -638,14 +637,10 @@ impl Writer {
                     }
                 }
             }
-            // Answered: now the index (before the next group's dedup).
-            self.index_written();
+            // Answered: now the index's background work, if any is due.
+            self.index.maintain();
         }
-        if let Some((db, _)) = &self.index {
-            if let Err(e) = db.flush() {
-                tracing::warn!(error = %e, "flushing the id index at shutdown failed (it is rebuilt from the log)");
-            }
-        }
+        self.index.close();
     }
 
     /// Refuses to write while the disk has less free space than configured.
@@ -662,38 +657,67 @@ impl Writer {
         }
     }
 
-    /// The id index, reopened and caught up from the segments if it failed.
-    fn index(&mut self) -> Result<sled::Tree, LogError> {
-        if let Some((_, tree)) = &self.index {
-            return Ok(tree.clone());
+    /// Where the id `id` (hash `hash`) is in the log, with its content hash:
+    /// every record the index has under that hash is read and compared.
+    fn find_id(
+        &mut self,
+        hash: u64,
+        id: &str,
+        candidates: &mut Vec<(u64, u64)>,
+    ) -> Result<Option<([u8; 32], u64)>, LogError> {
+        self.index
+            .candidates(hash, candidates)
+            .map_err(|e| LogError::Unavailable(format!("id index: {e}")))?;
+        for &(offset, pos) in candidates.iter() {
+            if let Some(content) = self.record_with_id(offset, pos, id)? {
+                return Ok(Some((content, offset)));
+            }
         }
-        let reopened = open_index(&self.index_dir, self.index_cache_bytes).or_else(|e| {
-            if matches!(&e, sled::Error::Io(io) if is_disk_full(io)) {
-                return Err(e);
-            }
-            tracing::warn!(error = %e, "id index unreadable: rebuilding it from the log");
-            let _ = fs::remove_dir_all(&self.index_dir);
-            open_index(&self.index_dir, self.index_cache_bytes)
-        });
-        let (db, tree, covered) = match reopened {
-            Ok(opened) => opened,
-            Err(sled::Error::Io(e)) if is_disk_full(&e) => {
-                return Err(LogError::Full(format!(
-                    "the id index cannot be reopened: {e}"
-                )))
-            }
-            Err(e) => return Err(sled_err(e)),
-        };
-        catch_up_index(&tree, &self.segments, self.next_offset, covered)?;
-        tracing::info!("id index reopened and caught up with the log");
-        self.index = Some((db, tree.clone()));
-        Ok(tree)
+        Ok(None)
     }
 
-    /// Drops the id index after a failure; the next write reopens it.
-    fn index_failed(&mut self, e: &sled::Error) {
-        tracing::error!(error = %e, "id index failed: it is reopened and caught up from the log before the next write");
-        self.index = None;
+    /// Reads the record at `offset` (byte `pos` of its segment); its content
+    /// hash if its event id is `id`.
+    fn record_with_id(
+        &mut self,
+        offset: u64,
+        pos: u64,
+        id: &str,
+    ) -> Result<Option<[u8; 32]>, LogError> {
+        let i = self.segments.partition_point(|s| s.base <= offset);
+        let seg = &self.segments[i.checked_sub(1).expect("segment 0 starts at offset 0")];
+        let (base, seg_len) = (seg.base, seg.len);
+        if self.reader.as_ref().is_none_or(|(b, _)| *b != base) {
+            self.reader = Some((base, File::open(&seg.path)?));
+        }
+        let seg = &self.segments[i - 1];
+        let file = &self.reader.as_ref().expect("opened").1;
+        let bad = |why: String| {
+            LogError::Corrupt(format!(
+                "{} at byte {pos}: {why} (record {offset}, as the id index says)",
+                seg.path.display()
+            ))
+        };
+        if pos + RECORD_HEADER as u64 > seg_len {
+            return Err(bad("the id index points past the end of the segment".into()));
+        }
+        let mut header = [0u8; RECORD_HEADER];
+        read_exact_at(file, &mut header, pos)?;
+        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+        let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+        if len == 0 || len > MAX_BODY || pos + RECORD_HEADER as u64 + u64::from(len) > seg_len {
+            return Err(bad(format!("impossible record length {len}")));
+        }
+        let mut body = vec![0u8; len as usize];
+        read_exact_at(file, &mut body, pos + RECORD_HEADER as u64)?;
+        let actual = crc32c::crc32c_append(crc32c::crc32c(&header[..4]), &body);
+        if actual != crc {
+            return Err(bad(format!(
+                "CRC mismatch (stored {crc:08x}, computed {actual:08x})"
+            )));
+        }
+        let b = decode_record_body(&body).map_err(bad)?;
+        Ok((b.event_id == id).then_some(b.content_hash))
     }
 
     /// Writes one group: dedup, one write, one fdatasync, index, publish.
@@ -702,25 +726,23 @@ impl Writer {
             return Err(LogError::Unavailable(why.clone()));
         }
         self.check_free_space()?;
-        let index = self.index()?;
         let start_offset = self.next_offset;
+        let committed_len = self.segments.last().expect("segment").len;
         let mut offset = start_offset;
         let mut pending: HashMap<&str, ([u8; 32], u64)> = HashMap::new();
+        // (id hash, byte position) of each record of the group, in order.
+        let mut fresh: Vec<(u64, u64)> = Vec::new();
+        let mut candidates = Vec::new();
         let mut buf = Vec::new();
         let mut body = Vec::new();
         let mut outcomes = Vec::with_capacity(group.len());
         for req in group {
             let mut out = Vec::with_capacity(req.batch.len());
             for a in &req.batch {
+                let hash = self.index.hash(&a.event_id);
                 let existing = match pending.get(a.event_id.as_str()) {
                     Some(v) => Some(*v),
-                    None => match index.get(a.event_id.as_bytes()) {
-                        Ok(v) => v.and_then(|v| parse_index_value(&v)),
-                        Err(e) => {
-                            self.index_failed(&e);
-                            return Err(sled_err(e));
-                        }
-                    },
+                    None => self.find_id(hash, &a.event_id, &mut candidates)?,
                 };
                 let outcome = match existing {
                     Some((hash, at)) => {
@@ -737,6 +759,7 @@ impl Writer {
                     None => {
                         body.clear();
                         encode_record_body(&a.content_hash, &a.event_id, &a.payload, &mut body);
+                        fresh.push((hash, committed_len + buf.len() as u64));
                         frame(&body, &mut buf);
                         pending.insert(&a.event_id, (a.content_hash, offset));
                         offset += 1;
@@ -754,7 +777,6 @@ impl Writer {
             return Ok(outcomes);
         }
 
-        let committed_len = self.segments.last().expect("segment").len;
         if let Err(e) = self
             .file
             .write_all(&buf)
@@ -774,17 +796,12 @@ impl Writer {
             return Err(write_error(e));
         }
 
-        // Durable: let readers see the records. The new ids go into the
-        // sled index right after the publishers are answered (see `run`),
-        // before the next group is deduplicated: the answer does not wait
-        // for sled, whose batches queue behind the read models' (sled has
-        // one lock for every tree of the process).
-        let mut batch = sled::Batch::default();
-        for (id, (hash, at)) in &pending {
-            batch.insert(id.as_bytes(), &index_value(hash, *at)[..]);
+        // Durable: index the new ids (in memory), say so in the commit
+        // marker, and let readers see the records.
+        for (i, &(hash, pos)) in fresh.iter().enumerate() {
+            self.index.insert(hash, start_offset + i as u64, pos);
         }
-        batch.insert(INDEX_NEXT_KEY, &offset.to_le_bytes());
-        self.unindexed = Some(batch);
+        self.index.set_committed(offset);
         self.next_offset = offset;
         self.segments.last_mut().expect("segment").len = committed_len + buf.len() as u64;
         if self.segments.last().expect("segment").len >= self.segment_bytes {

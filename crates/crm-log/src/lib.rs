@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub mod embedded;
+mod idindex;
 mod record;
 #[cfg(feature = "testkit")]
 pub mod testkit;

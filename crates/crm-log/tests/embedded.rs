@@ -77,7 +77,7 @@ async fn events_and_dedup_survive_restart_even_without_the_index() {
         .unwrap();
     }
     // The id index is derived: delete it and it is rebuilt from the segments.
-    std::fs::remove_dir_all(d.path().join("ids")).unwrap();
+    std::fs::remove_dir_all(d.path().join("id-index")).unwrap();
     let log = open(d.path());
     assert_eq!(log.len(), 10);
     let out = log
@@ -131,7 +131,7 @@ async fn a_whole_but_damaged_last_record_is_a_torn_tail_too() {
     flip_byte(&seg, len - 2);
     // A crash after the write but before the id index learnt of the record:
     // the index (derived) does not cover it.
-    std::fs::remove_dir_all(d.path().join("ids")).unwrap();
+    std::fs::remove_dir_all(d.path().join("id-index")).unwrap();
     let log = open(d.path());
     assert_eq!(
         log.len(),
@@ -192,18 +192,24 @@ async fn replay_of_the_files_names_damage_before_the_tail() {
 #[tokio::test]
 async fn a_damaged_id_index_is_rebuilt_from_the_log() {
     let d = tempfile::tempdir().unwrap();
+    let mut cfg = EmbeddedConfig::new(d.path());
+    cfg.index_memtable_ids = 300;
     {
-        let log = open(d.path());
-        log.append(
-            (0..2000)
-                .map(|i| append(&format!("e{i}"), "1", "c"))
-                .collect(),
-        )
-        .await
-        .unwrap();
+        let log = EmbeddedLog::open(cfg.clone()).unwrap();
+        for b in 0..20 {
+            log.append(
+                (0..100)
+                    .map(|i| append(&format!("e{}", b * 100 + i), "1", "c"))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        }
     }
+    let runs = run_files(d.path());
+    assert!(!runs.is_empty(), "ids were written to runs");
     // Flip a byte every 4 KiB of every file of the index.
-    for entry in std::fs::read_dir(d.path().join("ids")).unwrap() {
+    for entry in std::fs::read_dir(d.path().join("id-index")).unwrap() {
         let p = entry.unwrap().path();
         if p.is_file() {
             let len = std::fs::metadata(&p).unwrap().len();
@@ -212,7 +218,7 @@ async fn a_damaged_id_index_is_rebuilt_from_the_log() {
             }
         }
     }
-    let log = open(d.path());
+    let log = EmbeddedLog::open(cfg).unwrap();
     assert_eq!(log.len(), 2000);
     // Duplicates are still recognised: the index is whole again.
     let out = log
@@ -221,6 +227,17 @@ async fn a_damaged_id_index_is_rebuilt_from_the_log() {
         .unwrap();
     assert!(matches!(out[0], AppendOutcome::Duplicate(_)), "{out:?}");
     assert!(matches!(out[1], AppendOutcome::Appended(_)), "{out:?}");
+}
+
+/// The run files of the id index.
+fn run_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("id-index"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "run"))
+        .collect();
+    v.sort();
+    v
 }
 
 fn flip_byte(path: &Path, at: u64) {
@@ -295,4 +312,274 @@ async fn scan_dir_reads_a_log_that_is_open_elsewhere() {
     assert_eq!(n, 7);
     assert_eq!(ids, (0..7).map(|i| format!("e{i}")).collect::<Vec<_>>());
     assert!(crm_log::embedded::scan_dir(&d.path().join("nope"), |_| Ok(true)).is_err());
+}
+
+/// Appends `n` events `{tag}{i}` in batches of `per`; returns their offsets.
+async fn fill(log: &EmbeddedLog, tag: &str, n: usize, per: usize) -> Vec<u64> {
+    let mut offsets = Vec::new();
+    for start in (0..n).step_by(per) {
+        let batch = (start..(start + per).min(n))
+            .map(|i| append(&format!("{tag}{i}"), &format!("{}", i % 5), "c"))
+            .collect();
+        for o in log.append(batch).await.unwrap() {
+            match o {
+                AppendOutcome::Appended(p) => offsets.push(p.offset),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    offsets
+}
+
+/// Every id `{tag}{i}` answers duplicate at its offset, and conflict with
+/// other content; a new id is appended.
+async fn assert_dedup(log: &EmbeddedLog, tag: &str, offsets: &[u64], step: usize) {
+    for (i, &at) in offsets.iter().enumerate().step_by(step) {
+        let id = format!("{tag}{i}");
+        let out = log
+            .append(vec![
+                append(&id, &format!("{}", i % 5), "c"),
+                append(&id, "x", "changed"),
+            ])
+            .await
+            .unwrap();
+        assert!(
+            matches!(out[0], AppendOutcome::Duplicate(p) if p.offset == at),
+            "{id}: {out:?}"
+        );
+        assert!(
+            matches!(out[1], AppendOutcome::Conflict(p) if p.offset == at),
+            "{id}: {out:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dedup_holds_across_index_flushes_merges_and_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = EmbeddedConfig::new(d.path());
+    cfg.index_memtable_ids = 40;
+    cfg.segment_bytes = 20_000;
+    let log = EmbeddedLog::open(cfg.clone()).unwrap();
+    let offsets = fill(&log, "e", 3_000, 23).await;
+    assert_dedup(&log, "e", &offsets, 7).await;
+    // Within one batch, and across group commits.
+    let out = log
+        .append(vec![
+            append("new-1", "1", "c"),
+            append("new-1", "1", "c"),
+            append("new-1", "1", "other"),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(out[0], AppendOutcome::Appended(p) if p.offset == 3_000));
+    assert!(matches!(out[1], AppendOutcome::Duplicate(p) if p.offset == 3_000));
+    assert!(matches!(out[2], AppendOutcome::Conflict(p) if p.offset == 3_000));
+    drop(log);
+    let runs = run_files(d.path());
+    // About 75 memtables were written out; merges (abandoned at close when
+    // one is in progress) keep the count down.
+    assert!(
+        !runs.is_empty() && runs.len() < 30,
+        "merged runs: {runs:?}"
+    );
+    let log = EmbeddedLog::open(cfg).unwrap();
+    assert_eq!(log.len(), 3_001);
+    assert_dedup(&log, "e", &offsets, 3).await;
+    let out = log.append(vec![append("new-1", "1", "c")]).await.unwrap();
+    assert!(matches!(out[0], AppendOutcome::Duplicate(p) if p.offset == 3_000));
+}
+
+fn one_hash(_: &str) -> u64 {
+    42
+}
+
+#[tokio::test]
+async fn ids_with_the_same_64_bit_hash_are_told_apart_by_the_record() {
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = EmbeddedConfig::new(d.path());
+    // Every id has the same hash: every lookup reads the records it finds.
+    cfg.id_hash = Some(one_hash);
+    cfg.index_memtable_ids = 16;
+    let log = EmbeddedLog::open(cfg.clone()).unwrap();
+    let offsets = fill(&log, "c", 150, 10).await;
+    assert_dedup(&log, "c", &offsets, 1).await;
+    drop(log);
+    assert!(!run_files(d.path()).is_empty());
+    let log = EmbeddedLog::open(cfg.clone()).unwrap();
+    assert_dedup(&log, "c", &offsets, 1).await;
+    let out = log.append(vec![append("c150", "1", "c")]).await.unwrap();
+    assert!(matches!(out[0], AppendOutcome::Appended(p) if p.offset == 150));
+    drop(log);
+    // Runs written with another hash function are not used: rebuilt.
+    cfg.id_hash = None;
+    let log = EmbeddedLog::open(cfg).unwrap();
+    assert_dedup(&log, "c", &offsets, 1).await;
+}
+
+#[tokio::test]
+async fn ids_not_yet_in_a_run_are_indexed_from_the_segments_after_a_crash() {
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = EmbeddedConfig::new(d.path().join("live"));
+    cfg.index_memtable_ids = 100;
+    let log = EmbeddedLog::open(cfg.clone()).unwrap();
+    let offsets = fill(&log, "e", 250, 50).await;
+    // A crash: the files as they are while the log is open (the last ids
+    // are in the memtable only).
+    let copy = d.path().join("crashed");
+    assert!(std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&cfg.dir)
+        .arg(&copy)
+        .status()
+        .unwrap()
+        .success());
+    drop(log);
+    cfg.dir = copy.clone();
+    let runs = run_files(&copy);
+    assert!(!runs.is_empty(), "some ids are in runs");
+    let log = EmbeddedLog::open(cfg).unwrap();
+    assert_eq!(log.len(), 250);
+    assert_dedup(&log, "e", &offsets, 1).await;
+}
+
+#[tokio::test]
+async fn a_bad_last_record_covered_by_an_index_run_is_damage() {
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = EmbeddedConfig::new(d.path());
+    cfg.index_memtable_ids = 5;
+    {
+        let log = EmbeddedLog::open(cfg.clone()).unwrap();
+        fill(&log, "e", 10, 5).await;
+    }
+    // Full memtables are written out at the latest at close.
+    let runs = run_files(d.path());
+    assert!(
+        runs.last()
+            .unwrap()
+            .to_string_lossy()
+            .ends_with("-00000000000000000010.run"),
+        "{runs:?}"
+    );
+    // Only the runs say what was acknowledged now.
+    std::fs::remove_file(d.path().join("id-index/COMMITTED")).unwrap();
+    let seg = segment(d.path());
+    let len = std::fs::metadata(&seg).unwrap().len();
+    flip_byte(&seg, len - 2);
+    let err = EmbeddedLog::open(cfg.clone()).unwrap_err();
+    assert!(
+        err.to_string().contains("record 9 had been acknowledged"),
+        "{err}"
+    );
+    // Without the index, the same damage is a torn tail.
+    std::fs::remove_dir_all(d.path().join("id-index")).unwrap();
+    let log = EmbeddedLog::open(cfg).unwrap();
+    assert_eq!(log.len(), 9);
+}
+
+#[tokio::test]
+async fn an_index_ahead_of_the_log_is_cut_back_to_it() {
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = EmbeddedConfig::new(d.path());
+    cfg.index_memtable_ids = 5;
+    let offsets;
+    {
+        let log = EmbeddedLog::open(cfg.clone()).unwrap();
+        offsets = fill(&log, "e", 10, 5).await;
+        log.append(vec![append("x", "1", "c")]).await.unwrap();
+    }
+    let last = run_files(d.path()).pop().unwrap();
+    let end: u64 = last.to_string_lossy()[..last.to_string_lossy().len() - 4]
+        .rsplit('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(end >= 10, "a run covers record 9: {last:?}");
+    // The segment loses its last two records cleanly (a restore of an
+    // older copy): the index's run [5, 10) and its marker are ahead.
+    let seg = segment(d.path());
+    let bytes = std::fs::read(&seg).unwrap();
+    let mut starts = Vec::new();
+    let mut pos = 16usize;
+    while pos < bytes.len() {
+        starts.push(pos);
+        pos += 8 + u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+    }
+    std::fs::write(&seg, &bytes[..starts[9]]).unwrap();
+    let log = EmbeddedLog::open(cfg).unwrap();
+    assert_eq!(log.len(), 9);
+    assert_dedup(&log, "e", &offsets[..9], 1).await;
+    let out = log
+        .append(vec![append("e9", "1", "c"), append("x", "1", "c")])
+        .await
+        .unwrap();
+    assert!(
+        matches!(out[0], AppendOutcome::Appended(p) if p.offset == 9),
+        "{out:?}"
+    );
+    assert!(
+        matches!(out[1], AppendOutcome::Appended(p) if p.offset == 10),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_sled_index_of_the_old_format_is_deleted_at_open() {
+    let d = tempfile::tempdir().unwrap();
+    let offsets;
+    {
+        let log = open(d.path());
+        offsets = fill(&log, "e", 30, 10).await;
+    }
+    // An upgraded data dir: the old index, none of the new.
+    std::fs::remove_dir_all(d.path().join("id-index")).unwrap();
+    std::fs::create_dir(d.path().join("ids")).unwrap();
+    std::fs::write(d.path().join("ids/db"), b"old sled files").unwrap();
+    let log = open(d.path());
+    assert!(!d.path().join("ids").exists());
+    assert_dedup(&log, "e", &offsets, 1).await;
+}
+
+#[tokio::test]
+async fn an_index_of_another_log_is_not_used() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = |name: &str| {
+        let mut c = EmbeddedConfig::new(d.path().join(name));
+        c.index_memtable_ids = 5;
+        c
+    };
+    let (a_offsets, b_offsets);
+    {
+        let a = EmbeddedLog::open(cfg("a")).unwrap();
+        a_offsets = fill(&a, "a", 20, 5).await;
+        let b = EmbeddedLog::open(cfg("b")).unwrap();
+        b_offsets = fill(&b, "b", 20, 5).await;
+    }
+    // Segments of log b beside the index of log a (as after restoring
+    // segments without deleting the index): same length, other ids.
+    let b = d.path().join("b");
+    std::fs::remove_dir_all(b.join("id-index")).unwrap();
+    assert!(std::process::Command::new("cp")
+        .arg("-a")
+        .arg(d.path().join("a/id-index"))
+        .arg(b.join("id-index"))
+        .status()
+        .unwrap()
+        .success());
+    assert!(!run_files(&b).is_empty());
+    let log = EmbeddedLog::open(cfg("b")).unwrap();
+    assert_dedup(&log, "b", &b_offsets, 1).await;
+    let out = log
+        .append(
+            (0..a_offsets.len())
+                .map(|i| append(&format!("a{i}"), "1", "c"))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        out.iter().all(|o| matches!(o, AppendOutcome::Appended(_))),
+        "{out:?}"
+    );
 }
