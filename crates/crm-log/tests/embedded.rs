@@ -379,10 +379,7 @@ async fn dedup_holds_across_index_flushes_merges_and_reopen() {
     let runs = run_files(d.path());
     // About 75 memtables were written out; merges (abandoned at close when
     // one is in progress) keep the count down.
-    assert!(
-        !runs.is_empty() && runs.len() < 30,
-        "merged runs: {runs:?}"
-    );
+    assert!(!runs.is_empty() && runs.len() < 30, "merged runs: {runs:?}");
     let log = EmbeddedLog::open(cfg).unwrap();
     assert_eq!(log.len(), 3_001);
     assert_dedup(&log, "e", &offsets, 3).await;
