@@ -30,7 +30,7 @@
 //! (its real id and content hash decide `duplicate`, `conflict`, or a hash
 //! collision). Ids of the group are added to the index's memtable after the
 //! `fdatasync`; full memtables become sorted run files, written and merged
-//! by a background thread, with a Bloom filter per run in memory (see
+//! by background threads, with a Bloom filter per run in memory (see
 //! `idindex.rs`). The index is not the source of truth: at open whatever it
 //! lacks (the memtable, a damaged run) is indexed again from the segments,
 //! in the same pass that checks their CRCs, and whatever it holds beyond the

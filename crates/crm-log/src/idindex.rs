@@ -30,9 +30,11 @@
 //!   positive, one `pread` of 6 KiB. This (about 1.3 bytes per id) is the
 //!   only part of the index whose memory grows with the log.
 //! - **Merges**, size-tiered: when the 4 newest runs are of one size class
-//!   (memtable x 4^k), a background thread merges them into one, so a log of
-//!   n ids has O(log n) runs. The merged run is in place before its inputs
-//!   are deleted; inputs left by a crash are deleted at open.
+//!   (memtable x 4^k), a second background thread merges them into one
+//!   (so a long merge never holds a memtable back), and a log of n ids has
+//!   O(log n) runs. The merged run is in place before its inputs are
+//!   deleted; inputs left by a crash are deleted at open; a merge in
+//!   progress at shutdown is abandoned.
 //!
 //! A failed write of a run (a full disk) keeps the ids in memory and is
 //! retried a few seconds later: nothing is lost, and nothing waits for it.
@@ -40,8 +42,10 @@
 //! ## What was acknowledged
 //! `DIR/COMMITTED` holds (u64 LE, CRC-32C) the log's record count after the
 //! last group commit, rewritten in place after every commit's `fdatasync`
-//! (not itself synced: it only ever lags). At open, what it and the runs
-//! cover was acknowledged: damage there is never taken for a torn tail.
+//! (not itself synced: it only ever lags; at open the log first syncs its
+//! last segment, so nothing the index claims can be lost by a power cut).
+//! At open, what it and the runs cover was acknowledged: damage there is
+//! never taken for a torn tail.
 //! Nothing here is needed for durability: the segments and their
 //! `fdatasync` are.
 
