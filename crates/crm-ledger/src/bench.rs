@@ -998,8 +998,10 @@ async fn ingest(a: IngestArgs) -> Result<ExitCode> {
 
     // Every body is read before the clock starts when it fits in memory.
     let preload = a.events <= 2_000_000;
+    // Room for every body in any one lane: streams do not spread evenly
+    // over the lanes, and a full lane would block the preload for good.
     let capacity = if preload {
-        (a.events as usize / a.load.batch / a.load.clients + 2).max(4)
+        (a.events as usize / a.load.batch + 2).max(4)
     } else {
         32
     };
