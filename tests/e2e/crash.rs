@@ -74,19 +74,7 @@ async fn sigkill_under_load_loses_no_acknowledged_event_and_doubles_none() {
         }
         // Restart-time verification happens on the next start; check the
         // files now too (the log is readable without the server).
-        let ids = log_ids(dir.path());
-        let doubled: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).collect();
-        assert!(doubled.is_empty(), "round {round}: doubled {doubled:?}");
-        let acked = acked.lock().unwrap();
-        let lost: Vec<_> = acked
-            .iter()
-            .filter(|id| !ids.contains_key(*id))
-            .take(5)
-            .collect();
-        assert!(
-            lost.is_empty(),
-            "round {round}: acknowledged but lost: {lost:?}"
-        );
+        assert_each_acknowledged_once(dir.path(), &acked.lock().unwrap(), round);
     }
     let n = acked.lock().unwrap().len();
     assert!(n > 0, "the load acknowledged nothing");
@@ -165,19 +153,7 @@ async fn sigkill_while_the_id_index_writes_its_runs_keeps_dedup() {
         for w in workers {
             w.await.unwrap();
         }
-        let ids = log_ids(dir.path());
-        let doubled: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).collect();
-        assert!(doubled.is_empty(), "round {round}: doubled {doubled:?}");
-        let acked = acked.lock().unwrap();
-        let lost: Vec<_> = acked
-            .iter()
-            .filter(|id| !ids.contains_key(*id))
-            .take(5)
-            .collect();
-        assert!(
-            lost.is_empty(),
-            "round {round}: acknowledged but lost: {lost:?}"
-        );
+        assert_each_acknowledged_once(dir.path(), &acked.lock().unwrap(), round);
     }
     let runs = std::fs::read_dir(dir.path().join("log/id-index"))
         .unwrap()
@@ -192,4 +168,20 @@ async fn sigkill_while_the_id_index_writes_its_runs_keeps_dedup() {
     assert!(runs > 0, "the index wrote run files");
     let n = acked.lock().unwrap().len();
     eprintln!("{n} events acknowledged over {rounds} kills with run files being written; {runs} runs at the end");
+}
+
+/// Every acknowledged event is in the log, and no event is there twice.
+fn assert_each_acknowledged_once(data: &std::path::Path, acked: &HashSet<String>, round: usize) {
+    let ids = log_ids(data);
+    let doubled: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "round {round}: doubled {doubled:?}");
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|id| !ids.contains_key(*id))
+        .take(5)
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "round {round}: acknowledged but lost: {lost:?}"
+    );
 }
