@@ -87,6 +87,14 @@ pub trait KvRead {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Entries, StoreError>;
+    /// Up to `limit` entries whose key starts with `prefix`, in descending
+    /// key order, starting strictly before `before` when given.
+    fn scan_rev(
+        &self,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StoreError>;
 
     /// The value at `key`, decoded from JSON.
     fn get_json<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError>
@@ -143,6 +151,36 @@ fn range_after<'a>(
     }
 }
 
+/// The first key after every key that starts with `prefix` (`None`: no
+/// such key, the prefix is all `0xFF`).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// A range of keys: lower and upper bound.
+pub type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// The range of keys under `prefix` strictly before `before` (`None`: the
+/// range is empty).
+pub fn range_before(prefix: &[u8], before: Option<&[u8]>) -> Option<KeyRange> {
+    let end = prefix_end(prefix);
+    let upper = match (before, end) {
+        (Some(b), _) if b <= prefix => return None,
+        (Some(b), Some(end)) if b < end.as_slice() => Bound::Excluded(b.to_vec()),
+        (Some(b), None) => Bound::Excluded(b.to_vec()),
+        (_, Some(end)) => Bound::Excluded(end),
+        (None, None) => Bound::Unbounded,
+    };
+    Some((Bound::Included(prefix.to_vec()), upper))
+}
+
 impl KvRead for MemStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.map.get(key).cloned())
@@ -157,6 +195,24 @@ impl KvRead for MemStore {
             .map
             .range::<[u8], _>(range_after(prefix, after))
             .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn scan_rev(
+        &self,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StoreError> {
+        let Some(range) = range_before(prefix, before) else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .map
+            .range::<Vec<u8>, _>(range)
+            .rev()
             .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
@@ -341,6 +397,52 @@ impl KvRead for Tx<'_> {
         }
         Ok(out)
     }
+
+    fn scan_rev(
+        &self,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StoreError> {
+        // As `scan`, walking down from the end of the range.
+        let Some(range) = range_before(prefix, before) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mut pending = self.changes.0.range::<Vec<u8>, _>(range).rev().peekable();
+        let mut page: std::collections::VecDeque<(Vec<u8>, Vec<u8>)> = Default::default();
+        let mut cursor: Option<Vec<u8>> = before.map(<[u8]>::to_vec);
+        let mut base_done = false;
+        while out.len() < limit {
+            if page.is_empty() && !base_done {
+                let want = (limit - out.len()).clamp(16, 512);
+                let got = self.base.scan_rev(prefix, cursor.as_deref(), want)?;
+                base_done = got.len() < want;
+                if let Some((k, _)) = got.last() {
+                    cursor = Some(k.clone());
+                }
+                page.extend(got);
+            }
+            let order = match (page.front(), pending.peek()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Greater,
+                (None, Some(_)) => std::cmp::Ordering::Less,
+                (Some((b, _)), Some((p, _))) => b.as_slice().cmp(p.as_slice()),
+            };
+            if order.is_ge() {
+                let base_entry = page.pop_front().expect("front exists");
+                if order.is_gt() {
+                    out.push(base_entry);
+                    continue;
+                }
+            }
+            let (k, v) = pending.next().expect("peeked");
+            if let Some(v) = v {
+                out.push((k.clone(), v.clone()));
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// A read model: a pure fold over events.
@@ -402,6 +504,39 @@ mod tests {
     }
 
     #[test]
+    fn tx_scan_rev_merges_changes_over_the_base_in_descending_order() {
+        let base = store(&[("a/1", "x"), ("a/3", "x"), ("a/5", "x"), ("b/1", "x")]);
+        let mut tx = Tx::new(&base);
+        tx.put("a/2", "new");
+        tx.put("a/3", "changed");
+        tx.delete("a/5");
+        tx.put("a/6", "new");
+        assert_eq!(
+            keys(tx.scan_rev(b"a/", None, 100).unwrap()),
+            ["a/6=new", "a/3=changed", "a/2=new", "a/1=x"]
+        );
+        assert_eq!(
+            keys(tx.scan_rev(b"a/", Some(b"a/6"), 2).unwrap()),
+            ["a/3=changed", "a/2=new"]
+        );
+        assert_eq!(keys(tx.scan_rev(b"a/", None, 1).unwrap()), ["a/6=new"]);
+        assert!(tx.scan_rev(b"a/", Some(b"a/"), 10).unwrap().is_empty());
+        assert!(tx.scan_rev(b"a/", Some(b"0"), 10).unwrap().is_empty());
+        assert_eq!(
+            keys(tx.scan_rev(b"a/", Some(b"z"), 1).unwrap()),
+            ["a/6=new"]
+        );
+    }
+
+    #[test]
+    fn prefix_end_is_the_first_key_after_the_prefix() {
+        assert_eq!(prefix_end(b"a/"), Some(b"a0".to_vec()));
+        assert_eq!(prefix_end(&[1, 0xFF]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xFF, 0xFF]), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+
+    #[test]
     fn tx_scan_pages_through_a_large_base() {
         let pairs: Vec<(String, String)> = (0..1000)
             .map(|i| (format!("k/{i:04}"), "v".into()))
@@ -418,6 +553,8 @@ mod tests {
         let all = tx.scan_all(b"k/").unwrap();
         assert_eq!(all.len(), 1000);
         assert!(all.windows(2).all(|w| w[0].0 < w[1].0));
+        let down = tx.scan_rev(b"k/", None, usize::MAX).unwrap();
+        assert_eq!(down, all.into_iter().rev().collect::<Vec<_>>());
     }
 
     #[test]

@@ -52,6 +52,17 @@ impl KvRead for CountingKv<'_> {
         self.reads.set(self.reads.get() + out.len() + 1);
         Ok(out)
     }
+
+    fn scan_rev(
+        &self,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StoreError> {
+        let out = self.inner.scan_rev(prefix, before, limit)?;
+        self.reads.set(self.reads.get() + out.len() + 1);
+        Ok(out)
+    }
 }
 
 /// Applies one event to `store` the way the runtime does: an `Err` discards

@@ -131,6 +131,7 @@ fn write_stats(records: &[LogRecord]) {
         let base = crm_projector::TreeKv(tree.clone());
         let (mut keys, mut bytes, mut per_event_keys, mut per_event_bytes) =
             (0usize, 0usize, 0usize, 0usize);
+        let mut by_tag = std::collections::BTreeMap::<String, (usize, usize)>::new();
         for chunk in records.chunks(batch_size()) {
             let mut tx = Tx::new(&base);
             for r in chunk {
@@ -146,6 +147,17 @@ fn write_stats(records: &[LogRecord]) {
                 tx.absorb(ch);
             }
             let ch = tx.into_changes();
+            for (k, v) in &ch.0 {
+                let tag = k
+                    .iter()
+                    .position(|&b| b == b'/')
+                    .map_or(&k[..], |i| &k[..=i]);
+                let e = by_tag
+                    .entry(String::from_utf8_lossy(tag).into_owned())
+                    .or_insert((0usize, 0usize));
+                e.0 += 1;
+                e.1 += k.len() + v.as_ref().map_or(0, |v| v.len());
+            }
             keys += ch.len();
             bytes +=
                 ch.0.iter()
@@ -164,5 +176,12 @@ fn write_stats(records: &[LogRecord]) {
         eprintln!("{}: per event {:.1} key writes ({:.0} bytes) before coalescing, {:.1} ({:.0} bytes) written to sled per event in batches of {}; tree {} keys",
             p.name(), per_event_keys as f64 / records.len() as f64, per_event_bytes as f64 / records.len() as f64,
             keys as f64 / records.len() as f64, bytes as f64 / records.len() as f64, batch_size(), tree.len());
+        for (tag, (k, b)) in by_tag {
+            eprintln!(
+                "    {tag:<12} {:.2} writes, {:.0} bytes per event",
+                k as f64 / records.len() as f64,
+                b as f64 / records.len() as f64
+            );
+        }
     }
 }

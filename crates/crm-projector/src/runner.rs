@@ -207,6 +207,15 @@ impl KvRead for ServedKv {
     ) -> Result<Entries, StoreError> {
         self.tree()?.scan(prefix, after, limit)
     }
+
+    fn scan_rev(
+        &self,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StoreError> {
+        self.tree()?.scan_rev(prefix, before, limit)
+    }
 }
 
 /// Prepares a projection's tree: a tree of another format version, or with

@@ -331,6 +331,26 @@ impl KvRead for TreeKv {
         }
         Ok(out)
     }
+
+    fn scan_rev(
+        &self,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<crm_projection::Entries, StoreError> {
+        let Some(range) = crm_projection::range_before(prefix, before) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for item in self.0.range::<Vec<u8>, _>(range).rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item.map_err(store_err)?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
 }
 
 /// What the runtime keeps about a projection tree.

@@ -58,13 +58,11 @@ pub fn apply(tx: &mut Tx<'_>, e: &Event) -> Result<(), ApplyError> {
 // ------------------------------------------------------------------ timeline
 
 fn put_timeline(tx: &mut Tx<'_>, customer: &str, pos: &[u8], item: &TimelineItem) {
-    tx.put_json(join(&key(TIMELINE_ASC, &[customer]), pos), item);
-    tx.put_json(join(&key(TIMELINE_DESC, &[customer]), &invert(pos)), item);
+    tx.put_json(join(&key(TIMELINE, &[customer]), pos), item);
 }
 
 fn delete_timeline(tx: &mut Tx<'_>, customer: &str, pos: &[u8]) {
-    tx.delete(join(&key(TIMELINE_ASC, &[customer]), pos));
-    tx.delete(join(&key(TIMELINE_DESC, &[customer]), &invert(pos)));
+    tx.delete(join(&key(TIMELINE, &[customer]), pos));
 }
 
 /// Moves the events kept under `source` (an interaction's or a case's event

@@ -48,10 +48,9 @@ pub const CAMPAIGN: &str = "pn/";
 pub const INTERACTION_EVENTS: &str = "ei/";
 /// Events of a case: `ek/{case}{position}` -> timeline item.
 pub const CASE_EVENTS: &str = "ek/";
-/// Timeline of a customer, oldest first: `ta/{customer}{position}` -> item.
-pub const TIMELINE_ASC: &str = "ta/";
-/// Timeline of a customer, newest first: `td/{customer}{!position}` -> item.
-pub const TIMELINE_DESC: &str = "td/";
+/// Timeline of a customer: `ta/{customer}{position}` -> item (read
+/// backwards for newest first).
+pub const TIMELINE: &str = "ta/";
 
 /// Appends `s`, order-preserving and prefix-free.
 pub fn enc_str(out: &mut Vec<u8>, s: &str) {

@@ -57,7 +57,9 @@ impl Projection for CustomersProjection {
     }
 
     fn format_version(&self) -> u32 {
-        1
+        // 2: one timeline (`ta/`, read backwards for newest first) instead
+        // of two.
+        2
     }
 
     fn apply(&self, tx: &mut Tx<'_>, event: &Event) -> Result<(), ApplyError> {

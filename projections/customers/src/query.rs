@@ -366,7 +366,7 @@ fn has_prefix(kv: &dyn KvRead, prefix: &[u8]) -> Result<bool, StoreError> {
 /// Whether anything at all is known about this customer id.
 fn known(kv: &dyn KvRead, id: &str) -> Result<bool, StoreError> {
     Ok(kv.get(&key(PROFILE, &[id]))?.is_some()
-        || has_prefix(kv, &key(TIMELINE_ASC, &[id]))?
+        || has_prefix(kv, &key(TIMELINE, &[id]))?
         || kv.get(&key(MERGE_OUT, &[id]))?.is_some()
         || kv.get(&key(MERGE_IN, &[id]))?.is_some())
 }
@@ -390,10 +390,28 @@ struct MergeScan<'a> {
     kv: &'a dyn KvRead,
     sources: Vec<Source>,
     chunk: usize,
+    /// Descending key order (each source read backwards).
+    rev: bool,
 }
 
 impl<'a> MergeScan<'a> {
+    /// Ascending, after `start` (a suffix) when given.
     fn new(kv: &'a dyn KvRead, prefixes: Vec<Vec<u8>>, start: Option<&[u8]>, chunk: usize) -> Self {
+        MergeScan::with_order(kv, prefixes, start, chunk, false)
+    }
+
+    /// Descending, before `start` (a suffix) when given.
+    fn rev(kv: &'a dyn KvRead, prefixes: Vec<Vec<u8>>, start: Option<&[u8]>, chunk: usize) -> Self {
+        MergeScan::with_order(kv, prefixes, start, chunk, true)
+    }
+
+    fn with_order(
+        kv: &'a dyn KvRead,
+        prefixes: Vec<Vec<u8>>,
+        start: Option<&[u8]>,
+        chunk: usize,
+        rev: bool,
+    ) -> Self {
         let sources = prefixes
             .into_iter()
             .map(|prefix| Source {
@@ -407,13 +425,19 @@ impl<'a> MergeScan<'a> {
             kv,
             sources,
             chunk: chunk.max(1),
+            rev,
         }
     }
 
     fn next(&mut self) -> Result<Option<Entry>, StoreError> {
         for s in &mut self.sources {
             if s.buf.is_empty() && !s.done {
-                let got = self.kv.scan(&s.prefix, s.after.as_deref(), self.chunk)?;
+                let got = if self.rev {
+                    self.kv
+                        .scan_rev(&s.prefix, s.after.as_deref(), self.chunk)?
+                } else {
+                    self.kv.scan(&s.prefix, s.after.as_deref(), self.chunk)?
+                };
                 s.done = got.len() < self.chunk;
                 if let Some((k, _)) = got.last() {
                     s.after = Some(k.clone());
@@ -423,13 +447,17 @@ impl<'a> MergeScan<'a> {
                     .extend(got.into_iter().map(|(k, v)| (k[n..].to_vec(), v)));
             }
         }
-        let best = self
+        let heads = self
             .sources
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.buf.front().map(|(k, _)| (k, i)))
-            .min()
-            .map(|(_, i)| i);
+            .filter_map(|(i, s)| s.buf.front().map(|(k, _)| (k, i)));
+        let best = if self.rev {
+            heads.max_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(&a.1)))
+        } else {
+            heads.min()
+        }
+        .map(|(_, i)| i);
         let Some(best) = best else { return Ok(None) };
         let entry = self.sources[best].buf.pop_front().expect("has a head");
         for s in &mut self.sources {
@@ -926,7 +954,9 @@ pub fn timeline(
     }
     let scope = format!(
         "customers/timeline/{id}/{}",
-        if desc { "desc" } else { "asc" }
+        // "newest": the cursors of format 1 (an inverted timeline) are
+        // refused rather than misread.
+        if desc { "newest" } else { "asc" }
     );
     let cursor = match &params.cursor {
         Some(c) => Some(decode_cursor(&scope, c)?),
@@ -938,27 +968,25 @@ pub fn timeline(
     let survivor = resolve(kv, id)?;
     let members = group(kv, &survivor)?;
 
-    // Where to start: after the cursor, and not before the time bound.
-    let bound = if desc {
-        to.map(|t| {
-            let mut b = vec![];
-            enc_time(&mut b, &t);
-            invert(&b)
-        })
-    } else {
-        from.map(|t| {
-            let mut b = vec![];
-            enc_time(&mut b, &t);
-            b
-        })
-    };
+    // Where to start: past the cursor, and within the time bound (newest
+    // first reads the one timeline backwards, before `to`).
+    let bound = if desc { to } else { from }.map(|t| {
+        let mut b = vec![];
+        enc_time(&mut b, &t);
+        b
+    });
     let start = match (cursor, bound) {
+        (Some(c), Some(b)) if desc => Some(c.min(b)),
         (Some(c), Some(b)) => Some(c.max(b)),
         (c, b) => c.or(b),
     };
-    let tag = if desc { TIMELINE_DESC } else { TIMELINE_ASC };
-    let prefixes = members.iter().map(|m| key(tag, &[m])).collect();
-    let mut scan = MergeScan::new(kv, prefixes, start.as_deref(), (n + 1).clamp(16, 512));
+    let prefixes = members.iter().map(|m| key(TIMELINE, &[m])).collect();
+    let chunk = (n + 1).clamp(16, 512);
+    let mut scan = if desc {
+        MergeScan::rev(kv, prefixes, start.as_deref(), chunk)
+    } else {
+        MergeScan::new(kv, prefixes, start.as_deref(), chunk)
+    };
 
     let mut items = Vec::new();
     // The last entry read and dealt with (emitted or skipped by a filter):
@@ -973,11 +1001,7 @@ pub fn timeline(
             break None;
         };
         scanned += 1;
-        let t = if desc {
-            time_of_inverted(&suffix)
-        } else {
-            suffix.get(..12).and_then(dec_time)
-        };
+        let t = suffix.get(..12).and_then(dec_time);
         let Some(t) = t else { continue };
         if desc && from.is_some_and(|f| t < f) || !desc && to.is_some_and(|e| t >= e) {
             break None;
