@@ -340,46 +340,56 @@ pub fn dead_letter_key(event_id: &str) -> Vec<u8> {
     k
 }
 
-impl KvRead for Tx<'_> {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.changes.0.get(key) {
-            Some(v) => Ok(v.clone()),
-            None => self.base.get(key),
-        }
-    }
-
-    fn scan(
+impl Tx<'_> {
+    /// The base's entries merged with the pending changes, in key order
+    /// (descending when `rev`), past `bound`. The base is read in pages so
+    /// that a small `limit` reads little.
+    fn merged(
         &self,
         prefix: &[u8],
-        after: Option<&[u8]>,
+        bound: Option<&[u8]>,
         limit: usize,
+        rev: bool,
     ) -> Result<Entries, StoreError> {
-        // Merge the base's entries with the pending changes, in key order.
-        // The base is read in pages so that a small `limit` reads little.
+        type Pending<'p> = Box<dyn Iterator<Item = (&'p Vec<u8>, &'p Option<Vec<u8>>)> + 'p>;
+        let pending: Pending<'_> = if rev {
+            match range_before(prefix, bound) {
+                Some(range) => Box::new(self.changes.0.range::<Vec<u8>, _>(range).rev()),
+                None => return Ok(Vec::new()),
+            }
+        } else {
+            Box::new(
+                self.changes
+                    .0
+                    .range::<[u8], _>(range_after(prefix, bound))
+                    .take_while(|(k, _)| k.starts_with(prefix)),
+            )
+        };
+        let mut pending = pending.peekable();
         let mut out = Vec::new();
-        let mut pending = self
-            .changes
-            .0
-            .range::<[u8], _>(range_after(prefix, after))
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .peekable();
         let mut page: std::collections::VecDeque<(Vec<u8>, Vec<u8>)> = Default::default();
-        let mut cursor: Option<Vec<u8>> = after.map(<[u8]>::to_vec);
+        let mut cursor: Option<Vec<u8>> = bound.map(<[u8]>::to_vec);
         let mut base_done = false;
         while out.len() < limit {
             if page.is_empty() && !base_done {
                 let want = (limit - out.len()).clamp(16, 512);
-                let got = self.base.scan(prefix, cursor.as_deref(), want)?;
+                let got = if rev {
+                    self.base.scan_rev(prefix, cursor.as_deref(), want)?
+                } else {
+                    self.base.scan(prefix, cursor.as_deref(), want)?
+                };
                 base_done = got.len() < want;
                 if let Some((k, _)) = got.last() {
                     cursor = Some(k.clone());
                 }
                 page.extend(got);
             }
+            // Less: the base's entry comes first in the scan's order.
             let order = match (page.front(), pending.peek()) {
                 (None, None) => break,
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some((b, _)), Some((p, _))) if rev => p.as_slice().cmp(b.as_slice()),
                 (Some((b, _)), Some((p, _))) => b.as_slice().cmp(p.as_slice()),
             };
             if order.is_le() {
@@ -397,6 +407,24 @@ impl KvRead for Tx<'_> {
         }
         Ok(out)
     }
+}
+
+impl KvRead for Tx<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.changes.0.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => self.base.get(key),
+        }
+    }
+
+    fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StoreError> {
+        self.merged(prefix, after, limit, false)
+    }
 
     fn scan_rev(
         &self,
@@ -404,44 +432,7 @@ impl KvRead for Tx<'_> {
         before: Option<&[u8]>,
         limit: usize,
     ) -> Result<Entries, StoreError> {
-        // As `scan`, walking down from the end of the range.
-        let Some(range) = range_before(prefix, before) else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        let mut pending = self.changes.0.range::<Vec<u8>, _>(range).rev().peekable();
-        let mut page: std::collections::VecDeque<(Vec<u8>, Vec<u8>)> = Default::default();
-        let mut cursor: Option<Vec<u8>> = before.map(<[u8]>::to_vec);
-        let mut base_done = false;
-        while out.len() < limit {
-            if page.is_empty() && !base_done {
-                let want = (limit - out.len()).clamp(16, 512);
-                let got = self.base.scan_rev(prefix, cursor.as_deref(), want)?;
-                base_done = got.len() < want;
-                if let Some((k, _)) = got.last() {
-                    cursor = Some(k.clone());
-                }
-                page.extend(got);
-            }
-            let order = match (page.front(), pending.peek()) {
-                (None, None) => break,
-                (Some(_), None) => std::cmp::Ordering::Greater,
-                (None, Some(_)) => std::cmp::Ordering::Less,
-                (Some((b, _)), Some((p, _))) => b.as_slice().cmp(p.as_slice()),
-            };
-            if order.is_ge() {
-                let base_entry = page.pop_front().expect("front exists");
-                if order.is_gt() {
-                    out.push(base_entry);
-                    continue;
-                }
-            }
-            let (k, v) = pending.next().expect("peeked");
-            if let Some(v) = v {
-                out.push((k.clone(), v.clone()));
-            }
-        }
-        Ok(out)
+        self.merged(prefix, before, limit, true)
     }
 }
 

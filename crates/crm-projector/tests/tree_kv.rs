@@ -50,3 +50,54 @@ proptest! {
         prop_assert_eq!(down.into_iter().map(|(k, _)| k).collect::<Vec<_>>(), want);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Pending changes over a sled tree read as the changed store would:
+    /// what the folds see in the middle of a batch.
+    #[test]
+    fn pending_changes_over_sled_scan_like_the_changed_store(
+        keys in prop::collection::btree_set(key(), 0..40),
+        changes in prop::collection::vec((key(), prop::option::of(0u8..4)), 0..20),
+        prefix in key(),
+        bound in prop::option::of(key()),
+        limit in 0usize..40,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree("t").unwrap();
+        let mut changed = MemStore::default();
+        // Every key, prefix and bound under `k`: projection keys never
+        // start with 0x00 (reserved), and base and changes interleave.
+        let k = |b: &[u8]| [b"k".as_slice(), b].concat();
+        let (prefix, bound) = (k(&prefix), bound.map(|b| k(&b)));
+        for key in &keys {
+            tree.insert(k(key), b"base".to_vec()).unwrap();
+            changed.map.insert(k(key), b"base".to_vec());
+        }
+        let sled = TreeKv(tree);
+        let mut tx = crm_projection::Tx::new(&sled);
+        for (key, v) in &changes {
+            let k = k(key);
+            match v {
+                Some(v) => {
+                    tx.put(k.clone(), vec![*v]);
+                    changed.map.insert(k, vec![*v]);
+                }
+                None => {
+                    tx.delete(k.clone());
+                    changed.map.remove(&k);
+                }
+            }
+        }
+        prop_assert_eq!(
+            tx.scan(&prefix, bound.as_deref(), limit).unwrap(),
+            changed.scan(&prefix, bound.as_deref(), limit).unwrap()
+        );
+        prop_assert_eq!(
+            tx.scan_rev(&prefix, bound.as_deref(), limit).unwrap(),
+            changed.scan_rev(&prefix, bound.as_deref(), limit).unwrap()
+        );
+    }
+}
