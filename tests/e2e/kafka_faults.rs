@@ -1,5 +1,5 @@
-//! The Kafka broker is stopped (SIGTERM; SIGKILL with CRM_KAFKA_FAULT=kill)
-//! mid-publish, under a publishing load through `serve --log kafka`, and
+//! The Kafka broker is stopped mid-publish (one test with SIGTERM, one with
+//! SIGKILL), under a publishing load through `serve --log kafka`, and
 //! comes back: publish answers 503 with Retry-After while it is down (no
 //! hang), resumes by itself, every
 //! acknowledged event is in the topic, and every read model equals a fresh
@@ -197,8 +197,20 @@ fn digests(args: &[&str]) -> BTreeSet<String> {
         .collect()
 }
 
+/// SIGTERM: Tansu stops its storage first and answers produces with errors
+/// until it exits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_kafka_broker_dies_mid_publish_and_nothing_acknowledged_is_lost() {
+async fn the_kafka_broker_stops_mid_publish_and_nothing_acknowledged_is_lost() {
+    broker_goes_down_mid_publish(false).await
+}
+
+/// SIGKILL: the connections just drop, with no answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kafka_broker_is_killed_mid_publish_and_nothing_acknowledged_is_lost() {
+    broker_goes_down_mid_publish(true).await
+}
+
+async fn broker_goes_down_mid_publish(kill: bool) {
     let Some(bin) = tansu_bin() else {
         return skip("no tansu binary (scripts/kafka-broker.sh install)");
     };
@@ -275,10 +287,6 @@ async fn the_kafka_broker_dies_mid_publish_and_nothing_acknowledged_is_lost() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // SIGTERM by default (Tansu stops its storage first and answers produces
-    // with errors until it exits); CRM_KAFKA_FAULT=kill uses SIGKILL
-    // (connections just drop).
-    let kill = std::env::var("CRM_KAFKA_FAULT").is_ok_and(|v| v == "kill");
     let down_at = Instant::now();
     if kill {
         broker.crash();

@@ -8,6 +8,7 @@ mod verify;
 mod analysts;
 mod auth;
 mod bad_input;
+mod bench;
 mod corruption;
 mod crash;
 mod disk_full;

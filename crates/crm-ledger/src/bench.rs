@@ -59,6 +59,9 @@ pub enum BenchMode {
     /// A bare rdkafka producer (acks=all, idempotent, like the Kafka
     /// backend) sending the same events to a broker: the Kafka-mode ceiling.
     KafkaProducer(KafkaProducerArgs),
+    /// Stage 4 of `bench rebuild --stages` (run by it, in its own process).
+    #[command(hide = true)]
+    StoreWrites(crate::bench_stages::StoreWritesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +196,19 @@ pub struct RebuildBenchArgs {
     /// --data-dir DIR`); no server may be running on it.
     #[arg(long)]
     pub data_dir: PathBuf,
+    /// Instead of a rebuild, time its stages one by one over the same
+    /// events: reading the log, parsing, the projections' fold over an
+    /// in-memory store, and sled committing the fold's writes.
+    #[arg(long)]
+    pub stages: bool,
+    /// With --stages: the first this many events of the log (default all;
+    /// they are held in memory).
+    #[arg(long, requires = "stages")]
+    pub events: Option<u64>,
+    /// With --stages: keep the fold's writes in this file, for
+    /// `bench store-writes --file FILE` (e.g. under a heap profiler).
+    #[arg(long, requires = "stages")]
+    pub writes_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -205,13 +221,16 @@ pub struct FloorArgs {
 }
 
 pub async fn bench(args: BenchArgs) -> Result<ExitCode> {
-    print_machine();
+    if !matches!(args.mode, BenchMode::StoreWrites(_)) {
+        print_machine();
+    }
     match args.mode {
         BenchMode::Ingest(a) => ingest(a).await,
         BenchMode::Query(a) => query(a).await,
         BenchMode::Memory(a) => memory(a).await,
         BenchMode::Rebuild(a) => rebuild(a).await,
         BenchMode::KafkaProducer(a) => kafka_producer(a).await,
+        BenchMode::StoreWrites(a) => crate::bench_stages::store_writes(a),
         BenchMode::Floor(a) => {
             let file = events_file(&a.source, a.events)?;
             let lines = read_lines(&file, 0, a.events)?;
@@ -611,7 +630,7 @@ impl Server {
     }
 }
 
-fn rss_of(pid: u32) -> Option<(u64, u64)> {
+pub(crate) fn rss_of(pid: u32) -> Option<(u64, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         s.lines()
@@ -1123,7 +1142,7 @@ async fn memory(a: MemoryArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn dir_size(dir: &Path) -> u64 {
+pub(crate) fn dir_size(dir: &Path) -> u64 {
     let mut total = 0;
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
@@ -1385,6 +1404,10 @@ async fn rebuild(a: RebuildBenchArgs) -> Result<ExitCode> {
     let floor = Floor::measure(&lines);
     drop(lines);
     floor.print();
+    if a.stages {
+        crate::bench_stages::stages(&a.data_dir, a.events, a.writes_file.as_deref(), floor.typed)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let log = crate::serve::open_embedded(&a.data_dir)?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?

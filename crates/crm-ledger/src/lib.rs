@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 pub mod bench;
+pub mod bench_stages;
 pub mod cli;
 pub mod demo;
 pub mod keys;

@@ -5,6 +5,7 @@ use clap::Parser;
 /// mimalloc instead of the system allocator: publish and the projections
 /// allocate many small, short-lived values, and glibc malloc both took a
 /// fifth of the server's CPU and let its RSS drift up (docs/performance.md).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

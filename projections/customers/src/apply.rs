@@ -525,10 +525,6 @@ fn recent_key(customer: &str, time: &DateTime<Utc>, iid: &str) -> Vec<u8> {
     join(&key(RECENT, &[customer]), &invert(&position(time, iid)))
 }
 
-fn first_key(customer: &str, time: &DateTime<Utc>, iid: &str) -> Vec<u8> {
-    join(&key(FIRST, &[customer]), &position(time, iid))
-}
-
 fn list_key(identified: bool, time: &DateTime<Utc>, iid: &str) -> Vec<u8> {
     let tag = if identified { IDENTIFIED } else { UNIDENTIFIED };
     join(tag.as_bytes(), &invert(&position(time, iid)))
@@ -585,7 +581,6 @@ fn refresh_interaction(
         if o.customer != new.customer || o.time != new.time {
             if let Some(c) = &o.customer {
                 tx.delete(recent_key(c, &o.time, &iid));
-                tx.delete(first_key(c, &o.time, &iid));
             }
             tx.delete(list_key(o.customer.is_some(), &o.time, &iid));
         }
@@ -609,7 +604,6 @@ fn refresh_interaction(
             case_ids: case_ids(tx, &iid)?,
         };
         tx.put_json(recent_key(c, &new.time, &iid), &recent);
-        tx.put(first_key(c, &new.time, &iid), Vec::new());
     }
     let list_item = InteractionListItem {
         interaction_id: iid.clone(),

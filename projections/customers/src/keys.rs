@@ -28,10 +28,9 @@ pub const COUNTERS: &str = "s/";
 pub const INTERACTION: &str = "i/";
 /// Case links of an interaction: `x/{interaction}{case}` -> `{}`.
 pub const LINK: &str = "x/";
-/// Recent interactions of a customer, newest first: `ri/{customer}{!(time ++ interaction)}`.
+/// Interactions of a customer, newest first: `ri/{customer}{!(time ++
+/// interaction)}` (read backwards for the first interaction).
 pub const RECENT: &str = "ri/";
-/// Interactions of a customer, oldest first (keys only): `fi/{customer}{time ++ interaction}`.
-pub const FIRST: &str = "fi/";
 /// Unidentified interactions, newest first: `iu/{!(time ++ interaction)}`.
 pub const UNIDENTIFIED: &str = "iu/";
 /// Identified interactions, newest first: `ii/{!(time ++ interaction)}`.

@@ -58,8 +58,8 @@ impl Projection for CustomersProjection {
 
     fn format_version(&self) -> u32 {
         // 2: one timeline (`ta/`, read backwards for newest first) instead
-        // of two.
-        2
+        // of two. 3: no `fi/` (the first interaction is the last of `ri/`).
+        3
     }
 
     fn apply(&self, tx: &mut Tx<'_>, event: &Event) -> Result<(), ApplyError> {

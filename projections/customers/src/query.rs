@@ -525,9 +525,10 @@ fn first_interaction(
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     let mut first: Option<DateTime<Utc>> = None;
     for m in members {
-        let prefix = key(FIRST, &[m]);
-        if let Some((k, _)) = kv.scan(&prefix, None, 1)?.into_iter().next() {
-            if let Some(t) = dec_time(&k[prefix.len()..]) {
+        // `ri/` is newest first: its last entry is the oldest interaction.
+        let prefix = key(RECENT, &[m]);
+        if let Some((k, _)) = kv.scan_rev(&prefix, None, 1)?.into_iter().next() {
+            if let Some(t) = time_of_inverted(&k[prefix.len()..]) {
                 first = Some(first.map_or(t, |f| f.min(t)));
             }
         }

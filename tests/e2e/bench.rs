@@ -1,0 +1,82 @@
+//! The benchmark commands' own correctness (never their speed): `bench
+//! rebuild --stages` replays into sled exactly the read models that
+//! `rebuild` builds, so its store figure is the cost of the real writes.
+
+use crate::support::{post_json, wait_live, Server, BIN};
+use serde_json::{json, Value};
+use std::process::Command;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_rebuild_stages_commits_what_a_rebuild_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    let mut events = Vec::new();
+    // More than one rebuild batch (5,000 events), so that the second batch
+    // moves and deletes what the first one wrote.
+    for i in 0..1700 {
+        let t = |m: u32| format!("2026-11-{:02}T09:{m:02}:00Z", 1 + i % 20);
+        events.push(json!({"event_id": format!("b{i}-reg"), "type": "customer.registered", "occurred_at": t(0), "source": "crm",
+            "customer_id": format!("c{}", i % 150), "data": {"name": format!("Customer {i}"), "identities": [{"kind": "phone", "value": format!("+4420794600{:02}", i % 100)}]}}));
+        events.push(json!({"event_id": format!("b{i}-call"), "type": "interaction.started", "occurred_at": t(5), "source": "pbx",
+            "interaction_id": format!("i{i}"), "customer_id": format!("c{}", i % 150), "data": {"channel": "phone", "direction": "inbound"}}));
+        events.push(json!({"event_id": format!("b{i}-case"), "type": "case.opened", "occurred_at": t(9), "source": "crm",
+            "case_id": format!("k{i}"), "customer_id": format!("c{}", i % 150), "data": {"category": "billing", "origin_interaction_id": format!("i{i}")}}));
+    }
+    for i in (0..1700).step_by(10) {
+        // Re-attributed: its index entries and timeline move (deletes).
+        events.push(json!({"event_id": format!("b{i}-id"), "type": "interaction.identified", "occurred_at": format!("2026-11-{:02}T09:07:00Z", 1 + i % 20), "source": "crm",
+            "interaction_id": format!("i{i}"), "customer_id": format!("c{}", (i + 1) % 150), "data": {"method": "agent_search"}}));
+    }
+    for chunk in events.chunks(500) {
+        let r: Value = post_json(&client, server.url("/v1/events"), &chunk).await;
+        assert_eq!(r["rejected"], 0, "{r}");
+    }
+    for p in ["customers", "cases", "campaigns"] {
+        wait_live(&server, p).await;
+    }
+    assert!(server.terminate().success());
+    let d = dir.path().to_str().unwrap();
+
+    let out = Command::new(BIN)
+        .args(["bench", "rebuild", "--data-dir", d, "--stages"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for stage in ["1 read", "2 parse", "3 fold", "4 store"] {
+        assert!(stdout.contains(stage), "no stage {stage:?} in:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("stages over 5270 log events"),
+        "not every event was read:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("(5270 log events ="),
+        "not every batch was committed:\n{stdout}"
+    );
+    let mut staged: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("digest ").map(str::to_string))
+        .collect();
+
+    let out = Command::new(BIN)
+        .args(["rebuild", "--data-dir", d, "--out"])
+        .arg(dir.path().join("rebuilt"))
+        .arg("--digest")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut rebuilt: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    staged.sort();
+    rebuilt.sort();
+    assert_eq!(staged.len(), 3, "{stdout}");
+    assert_eq!(staged, rebuilt);
+}
