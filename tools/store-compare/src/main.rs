@@ -1,0 +1,259 @@
+//! `store-compare FILE STORE [CACHE_MB]`: replays a writes file of `crm-ledger
+//! bench rebuild --stages --writes-file FILE` (one batch per projection and
+//! rebuild batch, exactly the keys the read models write) into a fresh store
+//! and prints the commit time, the rate in log events/s and the RSS as the
+//! store grows. STORE is `sled`, `fjall` or `redb`.
+//!
+//! Each batch is one atomic commit, as in the projector (state and
+//! checkpoint together); none waits for the disk, and the store is made
+//! durable every 20 batches of the first projection (about 100,000 events),
+//! like sled's background flush: the log is the source of truth.
+//! Only commits are timed: not the folds' reads, which in the ledger wait
+//! on sled's lock.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The ledger's allocator, so that sled is measured as the ledger runs it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const TREES: [&str; 3] = ["customers", "cases", "campaigns"];
+
+type Batch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+trait Store {
+    fn commit(&mut self, tree: usize, batch: Batch);
+    fn persist(&mut self);
+}
+
+struct Sled {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+}
+
+impl Store for Sled {
+    fn commit(&mut self, tree: usize, batch: Batch) {
+        let mut b = sled::Batch::default();
+        for (k, v) in batch {
+            match v {
+                Some(v) => b.insert(k, v),
+                None => b.remove(k),
+            }
+        }
+        self.trees[tree].apply_batch(b).unwrap();
+    }
+    fn persist(&mut self) {
+        self.db.flush().unwrap();
+    }
+}
+
+struct Fjall {
+    db: fjall::Database,
+    keyspaces: Vec<fjall::Keyspace>,
+}
+
+impl Store for Fjall {
+    fn commit(&mut self, tree: usize, batch: Batch) {
+        let mut b = self.db.batch();
+        let ks = &self.keyspaces[tree];
+        for (k, v) in batch {
+            match v {
+                Some(v) => b.insert(ks, k, v),
+                None => b.remove(ks, k),
+            }
+        }
+        b.commit().unwrap();
+    }
+    fn persist(&mut self) {
+        self.db.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+}
+
+const TABLES: [redb::TableDefinition<&[u8], &[u8]>; 3] = [
+    redb::TableDefinition::new("customers"),
+    redb::TableDefinition::new("cases"),
+    redb::TableDefinition::new("campaigns"),
+];
+
+struct Redb {
+    db: redb::Database,
+    durable_next: bool,
+}
+
+impl Store for Redb {
+    fn commit(&mut self, tree: usize, batch: Batch) {
+        let mut tx = self.db.begin_write().unwrap();
+        if !std::mem::take(&mut self.durable_next) {
+            tx.set_durability(redb::Durability::None).unwrap();
+        }
+        {
+            let mut t = tx.open_table(TABLES[tree]).unwrap();
+            for (k, v) in batch {
+                match v {
+                    Some(v) => {
+                        t.insert(k.as_slice(), v.as_slice()).unwrap();
+                    }
+                    None => {
+                        t.remove(k.as_slice()).unwrap();
+                    }
+                }
+            }
+        }
+        tx.commit().unwrap();
+    }
+    fn persist(&mut self) {
+        // The next commit is durable (and makes every earlier one durable).
+        self.durable_next = true;
+    }
+}
+
+fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
+}
+
+fn dir_size(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn u32_of(r: &mut impl Read) -> std::io::Result<u32> {
+    let mut b = [0u8; 4];
+    r.read_exact(&mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+fn bytes_of(r: &mut impl Read, n: u32) -> Vec<u8> {
+    let mut v = vec![0u8; n as usize];
+    r.read_exact(&mut v).unwrap();
+    v
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 3 {
+        eprintln!("usage: store-compare WRITES_FILE sled|fjall|redb [CACHE_MB]");
+        std::process::exit(2);
+    }
+    let cache: u64 = args.get(3).map_or(256, |c| c.parse().unwrap()) << 20;
+    let dir = std::env::temp_dir().join(format!("store-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut store: Box<dyn Store> = match args[2].as_str() {
+        "sled" => {
+            let db = sled::Config::new()
+                .path(dir.join("sled"))
+                .cache_capacity(cache)
+                .open()
+                .unwrap();
+            let trees = TREES.iter().map(|t| db.open_tree(t).unwrap()).collect();
+            Box::new(Sled { db, trees })
+        }
+        "fjall" => {
+            let db = fjall::Database::builder(dir.join("fjall"))
+                .cache_size(cache)
+                .open()
+                .unwrap();
+            let keyspaces = TREES
+                .iter()
+                .map(|t| {
+                    db.keyspace(t, fjall::KeyspaceCreateOptions::default)
+                        .unwrap()
+                })
+                .collect();
+            Box::new(Fjall { db, keyspaces })
+        }
+        "redb" => {
+            let db = redb::Database::builder()
+                .set_cache_size(cache as usize)
+                .create(dir.join("redb"))
+                .unwrap();
+            Box::new(Redb {
+                db,
+                durable_next: false,
+            })
+        }
+        other => panic!("unknown store {other}"),
+    };
+    let mut input = BufReader::with_capacity(1 << 20, File::open(&args[1]).unwrap());
+    let (mut commit, mut events, mut batches0) = (Duration::ZERO, 0u64, 0u64);
+    let (mut last_commit, mut last_events) = (Duration::ZERO, 0u64);
+    loop {
+        let mut tag = [0u8; 1];
+        if input.read_exact(&mut tag).is_err() {
+            break;
+        }
+        let tree = tag[0] as usize;
+        let covered = u32_of(&mut input).unwrap() as u64;
+        let n = u32_of(&mut input).unwrap();
+        let mut batch = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let kl = u32_of(&mut input).unwrap();
+            let k = bytes_of(&mut input, kl);
+            let v = match u32_of(&mut input).unwrap() {
+                u32::MAX => None,
+                vl => Some(bytes_of(&mut input, vl)),
+            };
+            batch.push((k, v));
+        }
+        let started = Instant::now();
+        if tree == 0 {
+            batches0 += 1;
+            if batches0 % 20 == 0 {
+                store.persist();
+            }
+        }
+        store.commit(tree, batch);
+        commit += started.elapsed();
+        if tree == 0 {
+            events += covered;
+            if events % 250_000 == 0 {
+                println!(
+                    "{:>5} {events:>8} events: {:>6.0} events/s since the last line, RSS {} MB",
+                    args[2],
+                    (events - last_events) as f64 / (commit - last_commit).as_secs_f64(),
+                    rss() / 1_000_000
+                );
+                (last_commit, last_events) = (commit, events);
+            }
+        }
+    }
+    let started = Instant::now();
+    store.persist();
+    if args[2] == "redb" {
+        // The durable commit persist() asked for.
+        store.commit(0, Vec::new());
+    }
+    commit += started.elapsed();
+    println!(
+        "{:>5} total: {events} log events committed in {:.2} s = {:.0} log events/s = {:.0} applications/s; RSS {} MB; on disk {} MB (cache {} MiB)",
+        args[2],
+        commit.as_secs_f64(),
+        events as f64 / commit.as_secs_f64(),
+        3.0 * events as f64 / commit.as_secs_f64(),
+        rss() / 1_000_000,
+        dir_size(&dir) / 1_000_000,
+        cache >> 20
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
