@@ -27,6 +27,23 @@ type Batch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 trait Store {
     fn commit(&mut self, tree: usize, batch: Batch);
     fn persist(&mut self);
+    /// A point read.
+    fn get(&self, tree: usize, key: &[u8]) -> Option<Vec<u8>>;
+    /// The last `limit` entries under `prefix` (newest first, as the
+    /// timeline reads).
+    fn scan_rev(&self, tree: usize, prefix: &[u8], limit: usize) -> usize;
+}
+
+/// The first key after every key that starts with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0xFF; prefix.len() + 1]
 }
 
 struct Sled {
@@ -47,6 +64,17 @@ impl Store for Sled {
     }
     fn persist(&mut self) {
         self.db.flush().unwrap();
+    }
+    fn get(&self, tree: usize, key: &[u8]) -> Option<Vec<u8>> {
+        self.trees[tree].get(key).unwrap().map(|v| v.to_vec())
+    }
+    fn scan_rev(&self, tree: usize, prefix: &[u8], limit: usize) -> usize {
+        self.trees[tree]
+            .scan_prefix(prefix)
+            .rev()
+            .take(limit)
+            .map(|kv| kv.unwrap().1.len())
+            .sum()
     }
 }
 
@@ -69,6 +97,17 @@ impl Store for Fjall {
     }
     fn persist(&mut self) {
         self.db.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    fn get(&self, tree: usize, key: &[u8]) -> Option<Vec<u8>> {
+        self.keyspaces[tree].get(key).unwrap().map(|v| v.to_vec())
+    }
+    fn scan_rev(&self, tree: usize, prefix: &[u8], limit: usize) -> usize {
+        self.keyspaces[tree]
+            .prefix(prefix)
+            .rev()
+            .take(limit)
+            .map(|kv| kv.into_inner().unwrap().1.len())
+            .sum()
     }
 }
 
@@ -107,6 +146,24 @@ impl Store for Redb {
     fn persist(&mut self) {
         // The next commit is durable (and makes every earlier one durable).
         self.durable_next = true;
+    }
+    fn get(&self, tree: usize, key: &[u8]) -> Option<Vec<u8>> {
+        use redb::ReadableDatabase;
+        let tx = self.db.begin_read().unwrap();
+        let t = tx.open_table(TABLES[tree]).unwrap();
+        t.get(key).unwrap().map(|v| v.value().to_vec())
+    }
+    fn scan_rev(&self, tree: usize, prefix: &[u8], limit: usize) -> usize {
+        use redb::ReadableDatabase;
+        let tx = self.db.begin_read().unwrap();
+        let t = tx.open_table(TABLES[tree]).unwrap();
+        let end = prefix_end(prefix);
+        t.range(prefix..end.as_slice())
+            .unwrap()
+            .rev()
+            .take(limit)
+            .map(|kv| kv.unwrap().1.value().len())
+            .sum()
     }
 }
 
@@ -197,6 +254,9 @@ fn main() {
     let mut input = BufReader::with_capacity(1 << 20, File::open(&args[1]).unwrap());
     let (mut commit, mut events, mut batches0) = (Duration::ZERO, 0u64, 0u64);
     let (mut last_commit, mut last_events) = (Duration::ZERO, 0u64);
+    // Every 97th key written, and the customers' timeline prefixes
+    // (`ta/{customer}`: up to the end of the encoded id, `00 01`).
+    let (mut sample, mut timelines, mut seen) = (Vec::new(), Vec::new(), 0u64);
     loop {
         let mut tag = [0u8; 1];
         if input.read_exact(&mut tag).is_err() {
@@ -213,6 +273,15 @@ fn main() {
                 u32::MAX => None,
                 vl => Some(bytes_of(&mut input, vl)),
             };
+            seen += 1;
+            if seen % 97 == 0 && v.is_some() {
+                sample.push((tree, k.clone()));
+                if tree == 0 && k.starts_with(b"ta/") {
+                    if let Some(i) = k.windows(2).position(|w| w == [0, 1]) {
+                        timelines.push(k[..i + 2].to_vec());
+                    }
+                }
+            }
             batch.push((k, v));
         }
         let started = Instant::now();
@@ -253,6 +322,38 @@ fn main() {
         rss() / 1_000_000,
         dir_size(&dir) / 1_000_000,
         cache >> 20
+    );
+
+    // Reads, one thread, in a fixed pseudo-random order.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    let gets = 200_000;
+    let started = Instant::now();
+    let mut found = 0;
+    for _ in 0..gets {
+        let (t, k) = &sample[next(sample.len())];
+        found += store.get(*t, k).is_some() as usize;
+    }
+    let get_rate = gets as f64 / started.elapsed().as_secs_f64();
+    let scans = 50_000;
+    let started = Instant::now();
+    let mut bytes = 0;
+    for _ in 0..scans {
+        bytes += store.scan_rev(0, &timelines[next(timelines.len())], 20);
+    }
+    let scan_rate = scans as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "{:>5} reads: {get_rate:.0} random gets/s ({found} of {gets} found, {} keys sampled); {scan_rate:.0} newest-20 timeline scans/s ({} prefixes, {} KB read); RSS {} MB",
+        args[2],
+        sample.len(),
+        timelines.len(),
+        bytes / 1000,
+        rss() / 1_000_000
     );
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
