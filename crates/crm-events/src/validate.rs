@@ -124,6 +124,7 @@ fn compile(schema: &Value) -> jsonschema::Validator {
 impl Validator {
     /// Compiles the generated schemas (the same ones `schemas/` holds).
     pub fn new() -> Self {
+        crate::identity::warm_up();
         let mut by_type = HashMap::new();
         for &t in EventType::ALL {
             for &v in t.versions() {

@@ -832,6 +832,11 @@ struct Tally {
     failed: u64,
     first_error: Option<String>,
     latencies: Vec<Duration>,
+    /// (sent this long after the start, latency) of every request.
+    timeline: Vec<(Duration, Duration)>,
+    /// Open loop: latency from the moment the request was sent (the
+    /// latencies above count from its scheduled time).
+    from_send: Vec<Duration>,
 }
 
 impl Tally {
@@ -845,6 +850,8 @@ impl Tally {
             self.first_error = other.first_error;
         }
         self.latencies.extend(other.latencies);
+        self.timeline.extend(other.timeline);
+        self.from_send.extend(other.from_send);
     }
 }
 
@@ -921,6 +928,7 @@ async fn publish_all(
                     let sent = Instant::now();
                     post(&client, &url, body, &acks, &mut t).await;
                     t.latencies.push(sent.elapsed());
+                    t.timeline.push((sent - started, sent.elapsed()));
                 }
                 t
             }));
@@ -950,8 +958,11 @@ async fn publish_all(
             let (client, url, acks) = (client.clone(), url.clone(), acks.clone());
             tasks.push(tokio::spawn(async move {
                 let mut t = Tally::default();
+                let sent = Instant::now();
                 post(&client, &url, body, &acks, &mut t).await;
+                t.from_send.push(sent.elapsed());
                 t.latencies.push(scheduled.elapsed());
+                t.timeline.push((scheduled - started, scheduled.elapsed()));
                 t
             }));
         }
@@ -1004,6 +1015,39 @@ fn report_tally(tally: &mut Tally, elapsed: Duration, floor: &Floor, batch: usiz
         "publish latency per request of {batch} events: {}",
         latency_line(&mut tally.latencies)
     );
+    // Without the first second (a fresh server warms up: connections, the
+    // phone library's regular expressions, the allocator's first pages).
+    let mut steady: Vec<Duration> = tally
+        .timeline
+        .iter()
+        .filter(|(at, _)| *at >= Duration::from_secs(1))
+        .map(|(_, l)| *l)
+        .collect();
+    if !steady.is_empty() {
+        println!(
+            "  sent after the first second: {}",
+            latency_line(&mut steady)
+        );
+    }
+    if !tally.from_send.is_empty() {
+        println!(
+            "  from the moment each was sent (not its schedule): {}",
+            latency_line(&mut tally.from_send)
+        );
+    }
+    // When the tail happened: the slowest requests, by send time.
+    tally.timeline.sort_by_key(|(_, l)| std::cmp::Reverse(*l));
+    let mut slow: Vec<_> = tally.timeline.iter().take(6).copied().collect();
+    slow.sort_by_key(|(at, _)| *at);
+    if !slow.is_empty() {
+        println!(
+            "  slowest requests (sent at +s: latency): {}",
+            slow.iter()
+                .map(|(at, l)| format!("+{:.2}: {}", at.as_secs_f64(), ms(*l)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 }
 
 // ------------------------------------------------------------------ modes
