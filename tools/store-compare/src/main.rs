@@ -10,6 +10,12 @@
 //! like sled's background flush: the log is the source of truth.
 //! Only commits are timed: not the folds' reads, which in the ledger wait
 //! on sled's lock.
+//!
+//! Then it reads, on one thread with nothing else running: random gets of
+//! keys it wrote and newest-first timeline pages (the last 20 entries of a
+//! customer's `ta/`). Last, reads during writes: one thread commits the
+//! file's batches again for 15 s while another reads a page and a key
+//! 2,000 times a second, each latency counted from when the read was due.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -24,9 +30,9 @@ const TREES: [&str; 3] = ["customers", "cases", "campaigns"];
 
 type Batch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
-trait Store {
-    fn commit(&mut self, tree: usize, batch: Batch);
-    fn persist(&mut self);
+trait Store: Sync {
+    fn commit(&self, tree: usize, batch: Batch);
+    fn persist(&self);
     /// A point read.
     fn get(&self, tree: usize, key: &[u8]) -> Option<Vec<u8>>;
     /// The last `limit` entries under `prefix` (newest first, as the
@@ -52,7 +58,7 @@ struct Sled {
 }
 
 impl Store for Sled {
-    fn commit(&mut self, tree: usize, batch: Batch) {
+    fn commit(&self, tree: usize, batch: Batch) {
         let mut b = sled::Batch::default();
         for (k, v) in batch {
             match v {
@@ -62,7 +68,7 @@ impl Store for Sled {
         }
         self.trees[tree].apply_batch(b).unwrap();
     }
-    fn persist(&mut self) {
+    fn persist(&self) {
         self.db.flush().unwrap();
     }
     fn get(&self, tree: usize, key: &[u8]) -> Option<Vec<u8>> {
@@ -84,7 +90,7 @@ struct Fjall {
 }
 
 impl Store for Fjall {
-    fn commit(&mut self, tree: usize, batch: Batch) {
+    fn commit(&self, tree: usize, batch: Batch) {
         let mut b = self.db.batch();
         let ks = &self.keyspaces[tree];
         for (k, v) in batch {
@@ -95,7 +101,7 @@ impl Store for Fjall {
         }
         b.commit().unwrap();
     }
-    fn persist(&mut self) {
+    fn persist(&self) {
         self.db.persist(fjall::PersistMode::SyncAll).unwrap();
     }
     fn get(&self, tree: usize, key: &[u8]) -> Option<Vec<u8>> {
@@ -119,13 +125,16 @@ const TABLES: [redb::TableDefinition<&[u8], &[u8]>; 3] = [
 
 struct Redb {
     db: redb::Database,
-    durable_next: bool,
+    durable_next: std::sync::atomic::AtomicBool,
 }
 
 impl Store for Redb {
-    fn commit(&mut self, tree: usize, batch: Batch) {
+    fn commit(&self, tree: usize, batch: Batch) {
         let mut tx = self.db.begin_write().unwrap();
-        if !std::mem::take(&mut self.durable_next) {
+        if !self
+            .durable_next
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
             tx.set_durability(redb::Durability::None).unwrap();
         }
         {
@@ -143,9 +152,10 @@ impl Store for Redb {
         }
         tx.commit().unwrap();
     }
-    fn persist(&mut self) {
+    fn persist(&self) {
         // The next commit is durable (and makes every earlier one durable).
-        self.durable_next = true;
+        self.durable_next
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
     fn get(&self, tree: usize, key: &[u8]) -> Option<Vec<u8>> {
         use redb::ReadableDatabase;
@@ -206,6 +216,30 @@ fn bytes_of(r: &mut impl Read, n: u32) -> Vec<u8> {
     v
 }
 
+/// The next batch of the writes file: (tree, log events covered, writes).
+fn next_batch(input: &mut impl Read) -> Option<(usize, u64, Batch)> {
+    let mut tag = [0u8; 1];
+    input.read_exact(&mut tag).ok()?;
+    let covered = u32_of(input).unwrap() as u64;
+    let n = u32_of(input).unwrap();
+    let mut batch = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let kl = u32_of(input).unwrap();
+        let k = bytes_of(input, kl);
+        let v = match u32_of(input).unwrap() {
+            u32::MAX => None,
+            vl => Some(bytes_of(input, vl)),
+        };
+        batch.push((k, v));
+    }
+    Some((tag[0] as usize, covered, batch))
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1)) - 1;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
@@ -215,7 +249,7 @@ fn main() {
     let cache: u64 = args.get(3).map_or(256, |c| c.parse().unwrap()) << 20;
     let dir = std::env::temp_dir().join(format!("store-compare-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut store: Box<dyn Store> = match args[2].as_str() {
+    let store: Box<dyn Store> = match args[2].as_str() {
         "sled" => {
             let db = sled::Config::new()
                 .path(dir.join("sled"))
@@ -246,7 +280,7 @@ fn main() {
                 .unwrap();
             Box::new(Redb {
                 db,
-                durable_next: false,
+                durable_next: false.into(),
             })
         }
         other => panic!("unknown store {other}"),
@@ -257,22 +291,8 @@ fn main() {
     // Every 97th key written, and the customers' timeline prefixes
     // (`ta/{customer}`: up to the end of the encoded id, `00 01`).
     let (mut sample, mut timelines, mut seen) = (Vec::new(), Vec::new(), 0u64);
-    loop {
-        let mut tag = [0u8; 1];
-        if input.read_exact(&mut tag).is_err() {
-            break;
-        }
-        let tree = tag[0] as usize;
-        let covered = u32_of(&mut input).unwrap() as u64;
-        let n = u32_of(&mut input).unwrap();
-        let mut batch = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            let kl = u32_of(&mut input).unwrap();
-            let k = bytes_of(&mut input, kl);
-            let v = match u32_of(&mut input).unwrap() {
-                u32::MAX => None,
-                vl => Some(bytes_of(&mut input, vl)),
-            };
+    while let Some((tree, covered, batch)) = next_batch(&mut input) {
+        for (k, v) in &batch {
             seen += 1;
             if seen % 97 == 0 && v.is_some() {
                 sample.push((tree, k.clone()));
@@ -282,7 +302,6 @@ fn main() {
                     }
                 }
             }
-            batch.push((k, v));
         }
         let started = Instant::now();
         if tree == 0 {
@@ -354,6 +373,65 @@ fn main() {
         timelines.len(),
         bytes / 1000,
         rss() / 1_000_000
+    );
+
+    // Reads while writes go on: the first batches of the file committed
+    // again (overwrites) for 15 s, while another thread reads a random
+    // newest-20 timeline page and a random key 2,000 times a second; each
+    // read's latency counts from when it was due (no coordinated omission).
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let store_ref: &dyn Store = &*store;
+    let (mut lat, written) = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut x = 0x2545_F491_4F6C_DD1Du64;
+            let mut next = |n: usize| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % n as u64) as usize
+            };
+            let mut lat = Vec::new();
+            let interval = Duration::from_micros(500);
+            let start = Instant::now();
+            let mut k = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let due = start + interval * k;
+                k += 1;
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                store_ref.scan_rev(0, &timelines[next(timelines.len())], 20);
+                let (t, key) = &sample[next(sample.len())];
+                store_ref.get(*t, key);
+                lat.push(due.elapsed());
+            }
+            lat
+        });
+        let mut input = BufReader::with_capacity(1 << 20, File::open(&args[1]).unwrap());
+        let started = Instant::now();
+        let mut written = 0u64;
+        while started.elapsed() < Duration::from_secs(15) {
+            let Some((tree, covered, batch)) = next_batch(&mut input) else {
+                break;
+            };
+            store_ref.commit(tree, batch);
+            if tree == 0 {
+                written += covered;
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (reader.join().unwrap(), written as f64 / secs)
+    });
+    lat.sort_unstable();
+    println!(
+        "{:>5} reads during writes ({written:.0} log events/s written): {} reads (page + get), p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        args[2],
+        lat.len(),
+        percentile(&lat, 0.5).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        percentile(&lat, 0.999).as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
