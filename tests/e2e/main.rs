@@ -14,5 +14,6 @@ mod crash;
 mod disk_full;
 mod kafka;
 mod kafka_faults;
+mod process;
 mod publish_and_query;
 mod shutdown_and_limits;

@@ -25,6 +25,11 @@ pub struct Server {
 impl Server {
     /// Starts `crm-ledger serve` on a free port and waits until /healthz answers.
     pub async fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::start_with_env(data_dir, extra, &[]).await
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    pub async fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let started = Instant::now();
         let child = Command::new(BIN)
@@ -35,6 +40,9 @@ impl Server {
             .arg(format!("127.0.0.1:{port}"))
             .args(extra)
             .env("RUST_LOG", "warn")
+            // The server's own memory setting, not the caller's.
+            .env_remove("MIMALLOC_ALLOW_THP")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -114,6 +114,12 @@ macro_rules! event_catalog {
             pub fn from_value(t: EventType, value: &Value) -> Result<EventData, serde_json::Error> {
                 Ok(match t { $(EventType::$variant => EventData::$variant(<$data>::deserialize(value)?)),+ })
             }
+
+            /// Deserialises from a parsed value it takes: its strings move
+            /// into the typed data instead of being copied.
+            pub fn from_owned_value(t: EventType, value: Value) -> Result<EventData, serde_json::Error> {
+                Ok(match t { $(EventType::$variant => EventData::$variant(<$data>::deserialize(value)?)),+ })
+            }
         }
 
         impl Serialize for EventData {
@@ -412,7 +418,16 @@ impl Event {
     /// Builds an event from a parsed value whose envelope is known to be
     /// well-formed (validation uses this after the schema check).
     pub(crate) fn from_value(value: Value) -> Result<Event, String> {
-        let stored: Stored<Value> = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        let mut stored: Stored<Value> = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        let t = EventType::parse(&stored.event_type)
+            .ok_or_else(|| format!("unknown event type {:?}", stored.event_type))?;
+        if stored.version == t.current_version() {
+            // The usual case: `data` is not kept as published, so it is
+            // taken apart rather than copied.
+            let data = std::mem::take(&mut stored.data);
+            let typed = crate::upcast::data_from_owned_value(t, stored.version, data)?;
+            return stored.into_event(|_, _, _| Ok(typed), |_| Ok(Value::Null));
+        }
         stored.into_event(crate::upcast::data_from_value, Ok)
     }
 }

@@ -49,6 +49,23 @@ pub fn data_from_value(t: EventType, version: u32, value: &Value) -> Result<Even
     }
 }
 
+/// [`data_from_value`] for a current-version value it takes (no copies).
+pub fn data_from_owned_value(
+    t: EventType,
+    version: u32,
+    value: Value,
+) -> Result<EventData, String> {
+    check(t, version)?;
+    let err = |e: serde_json::Error| format!("{t} v{version} data: {e}");
+    match (t, version) {
+        (EventType::InteractionEnded, 1) => {
+            let v1 = InteractionEndedV1::deserialize(value).map_err(err)?;
+            Ok(EventData::InteractionEnded(InteractionEnded::from(v1)))
+        }
+        _ => EventData::from_owned_value(t, value).map_err(err),
+    }
+}
+
 /// The JSON Schema of `data` for one type and version.
 pub(crate) fn data_schema(
     t: EventType,
