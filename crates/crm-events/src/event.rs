@@ -110,15 +110,11 @@ macro_rules! event_catalog {
                 Ok(match t { $(EventType::$variant => EventData::$variant(serde_json::from_str(json)?)),+ })
             }
 
-            /// Deserialises from an already parsed value (without copying it).
-            pub fn from_value(t: EventType, value: &Value) -> Result<EventData, serde_json::Error> {
-                Ok(match t { $(EventType::$variant => EventData::$variant(<$data>::deserialize(value)?)),+ })
-            }
-
-            /// Deserialises from a parsed value it takes: its strings move
-            /// into the typed data instead of being copied.
-            pub fn from_owned_value(t: EventType, value: Value) -> Result<EventData, serde_json::Error> {
-                Ok(match t { $(EventType::$variant => EventData::$variant(<$data>::deserialize(value)?)),+ })
+            /// Deserialises the data of a current-version event of type `t`
+            /// from any deserializer: `&Value` (strings copied) or `Value`
+            /// (strings moved).
+            pub fn deserialize_as<'de, D: serde::Deserializer<'de>>(t: EventType, d: D) -> Result<EventData, D::Error> {
+                Ok(match t { $(EventType::$variant => EventData::$variant(<$data>::deserialize(d)?)),+ })
             }
         }
 

@@ -38,23 +38,23 @@ pub fn data_from_json(t: EventType, version: u32, json: &str) -> Result<EventDat
 
 /// [`data_from_json`] for an already parsed value.
 pub fn data_from_value(t: EventType, version: u32, value: &Value) -> Result<EventData, String> {
-    check(t, version)?;
-    let err = |e: serde_json::Error| format!("{t} v{version} data: {e}");
-    match (t, version) {
-        (EventType::InteractionEnded, 1) => {
-            let v1 = InteractionEndedV1::deserialize(value).map_err(err)?;
-            Ok(EventData::InteractionEnded(InteractionEnded::from(v1)))
-        }
-        _ => EventData::from_value(t, value).map_err(err),
-    }
+    data_from(t, version, value)
 }
 
-/// [`data_from_value`] for a current-version value it takes (no copies).
+/// [`data_from_value`] for a value it takes: its strings move into the
+/// typed data instead of being copied.
 pub fn data_from_owned_value(
     t: EventType,
     version: u32,
     value: Value,
 ) -> Result<EventData, String> {
+    data_from(t, version, value)
+}
+
+fn data_from<'de, D>(t: EventType, version: u32, value: D) -> Result<EventData, String>
+where
+    D: serde::Deserializer<'de, Error = serde_json::Error>,
+{
     check(t, version)?;
     let err = |e: serde_json::Error| format!("{t} v{version} data: {e}");
     match (t, version) {
@@ -62,7 +62,7 @@ pub fn data_from_owned_value(
             let v1 = InteractionEndedV1::deserialize(value).map_err(err)?;
             Ok(EventData::InteractionEnded(InteractionEnded::from(v1)))
         }
-        _ => EventData::from_owned_value(t, value).map_err(err),
+        _ => EventData::deserialize_as(t, value).map_err(err),
     }
 }
 
