@@ -80,3 +80,40 @@ async fn bench_rebuild_stages_commits_what_a_rebuild_builds() {
     assert_eq!(staged.len(), 3, "{stdout}");
     assert_eq!(staged, rebuilt);
 }
+
+/// `bench ingest` in open loop: every event is sent and accepted once, and
+/// the report says what the machine did meanwhile (its disk and any stall),
+/// which is how a slow moment of the machine is told from the server's.
+#[test]
+fn bench_ingest_open_loop_sends_every_event_and_reports_the_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        // The demo history and the server's data dir go there.
+        .env("TMPDIR", dir.path())
+        .args(["bench", "ingest", "--customers", "600", "--days", "5"])
+        .args(["--events", "3000", "--rate", "20000", "--batch", "250"])
+        .args(["--clients", "3", "--server-args", "--role ingest"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ingest: 3000 events in")
+            && stdout.contains("(accepted 3000, duplicates 0, rejected 0, failed 0)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("written to disk during the load"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("machine stalls: "), "{stdout}");
+    assert!(stdout.contains("disk stalls: "), "{stdout}");
+    assert!(
+        !stdout.contains("not watched"),
+        "the disk probe could not be created:\n{stdout}"
+    );
+}

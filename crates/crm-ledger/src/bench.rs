@@ -24,7 +24,7 @@
 //! bounded in events and time, and uses loopback only.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
@@ -247,6 +247,38 @@ fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".into())
+}
+
+/// The machine's disk traffic (Linux `/proc/vmstat`): bytes of dirty page
+/// cache waiting to be written, and bytes written to disk since boot. A
+/// load that overlaps the writeback of other processes' data (a build's
+/// output, say) waits for it in every `fdatasync`: the bench prints both so
+/// that such a run can be told from a slow server.
+fn disk_traffic() -> Option<(u64, u64)> {
+    let vmstat = std::fs::read_to_string("/proc/vmstat").ok()?;
+    let field = |name: &str| {
+        vmstat.lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+    };
+    // nr_dirty counts 4 KiB pages, pgpgout KiB.
+    Some((field("nr_dirty")? * 4096, field("pgpgout")? * 1024))
+}
+
+/// "D MB dirty at the start, W MB written to disk during the load".
+fn describe_disk(before: Option<(u64, u64)>) -> String {
+    match (before, disk_traffic()) {
+        (Some((dirty, out_before)), Some((_, out_after))) => format!(
+            "machine: {} of dirty page cache at the start, {} written to disk during the load (every process)",
+            mb(dirty),
+            mb(out_after.saturating_sub(out_before))
+        ),
+        _ => "machine: disk traffic unknown (no /proc/vmstat)".into(),
+    }
 }
 
 fn print_machine() {
@@ -747,6 +779,124 @@ async fn applied(
     Ok(Some(out))
 }
 
+/// Watches for the machine itself stopping, with two witnesses:
+/// - a thread that sleeps 10 ms at a time and notes each wake-up more than
+///   50 ms late. On a virtual machine the whole guest is sometimes paused
+///   for 0.1 s or so; every process waits, and so do the publishes;
+/// - a thread that rewrites one 4 KiB block of a file in `probe_dir` (by
+///   default on the server's disk) and `fdatasync`s it every 50 ms, and
+///   notes each one that takes more than 50 ms: a virtual disk sometimes
+///   completes nothing for 0.1-1 s, and every publish waits for its sync.
+///
+/// Printed beside the latencies so that such a stall is not taken for the
+/// server's.
+struct StallWatch {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<(Duration, Duration)>>,
+    disk: Option<std::thread::JoinHandle<Vec<(Duration, Duration)>>>,
+    probe: PathBuf,
+}
+
+impl StallWatch {
+    const TICK: Duration = Duration::from_millis(10);
+    const LATE: Duration = Duration::from_millis(50);
+    const DISK_EVERY: Duration = Duration::from_millis(50);
+
+    fn start(probe_dir: &Path) -> StallWatch {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let probe = probe_dir.join(format!(".bench-disk-probe-{}", std::process::id()));
+        let disk = std::fs::File::create(&probe).ok().map(|file| {
+            let stopped = stop.clone();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let mut slow = Vec::new();
+                let block = [7u8; 4096];
+                while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                    let before = Instant::now();
+                    let synced = (&file)
+                        .seek(std::io::SeekFrom::Start(0))
+                        .and_then(|_| (&file).write_all(&block))
+                        .and_then(|()| file.sync_data());
+                    if synced.is_err() {
+                        break;
+                    }
+                    let took = before.elapsed();
+                    if took > Self::LATE {
+                        slow.push((before - started, took));
+                    }
+                    std::thread::sleep(Self::DISK_EVERY.saturating_sub(took));
+                }
+                slow
+            })
+        });
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut stalls = Vec::new();
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let before = Instant::now();
+                std::thread::sleep(Self::TICK);
+                let late = before.elapsed().saturating_sub(Self::TICK);
+                if late > Self::LATE {
+                    stalls.push((before - started, late));
+                }
+            }
+            stalls
+        });
+        StallWatch {
+            stop,
+            thread,
+            disk,
+            probe,
+        }
+    }
+
+    /// "machine stalls: ..." and "disk stalls: ..." for the report.
+    fn finish(self) -> String {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let list = |v: &[(Duration, Duration)]| {
+            v.iter()
+                .take(8)
+                .map(|(at, d)| format!("+{:.2}: {}", at.as_secs_f64(), ms(*d)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let stalls = self.thread.join().unwrap_or_default();
+        let cpu = if stalls.is_empty() {
+            format!(
+                "machine stalls: none (a {} ms timer never woke up more than {} ms late)",
+                Self::TICK.as_millis(),
+                Self::LATE.as_millis()
+            )
+        } else {
+            format!(
+                "machine stalls: a {} ms timer woke up more than {} ms late {} times: {}",
+                Self::TICK.as_millis(),
+                Self::LATE.as_millis(),
+                stalls.len(),
+                list(&stalls)
+            )
+        };
+        let disk = match self.disk.map(|t| t.join().unwrap_or_default()) {
+            None => "disk stalls: not watched (the probe file could not be created)".to_string(),
+            Some(slow) if slow.is_empty() => format!(
+                "disk stalls: none (a 4 KiB write and fdatasync every {} ms never took more than {} ms)",
+                Self::DISK_EVERY.as_millis(),
+                Self::LATE.as_millis()
+            ),
+            Some(slow) => format!(
+                "disk stalls: a 4 KiB write and fdatasync every {} ms took more than {} ms {} times: {}",
+                Self::DISK_EVERY.as_millis(),
+                Self::LATE.as_millis(),
+                slow.len(),
+                list(&slow)
+            ),
+        };
+        let _ = std::fs::remove_file(&self.probe);
+        format!("{cpu}\n{disk}")
+    }
+}
+
 /// Samples the projection lag and the server's RSS every 100 ms.
 struct Monitor {
     max_lag: Arc<Mutex<Duration>>,
@@ -938,20 +1088,26 @@ async fn publish_all(
         }
     } else {
         let interval = Duration::from_secs_f64(batch as f64 / rate);
-        let mut lanes = lanes;
+        // Bodies are taken from whichever lane has one: waiting on the lanes
+        // in turn deadlocked a load that was not preloaded (the reader
+        // blocked on one full lane while this loop waited on an empty one).
+        // An open loop has several requests of a lane in flight anyway, so
+        // it keeps no order between them.
+        let (tx, mut merged) = mpsc::channel::<Body>(lanes.len() * 2);
+        for mut lane in lanes {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while let Some(body) = lane.recv().await {
+                    if tx.send(body).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
         let mut tasks = Vec::new();
         let mut k = 0u64;
-        let mut lane = 0usize;
-        while !lanes.is_empty() {
-            let i = lane % lanes.len();
-            let body = match lanes[i].recv().await {
-                Some(b) => b,
-                None => {
-                    lanes.remove(i);
-                    continue;
-                }
-            };
-            lane += 1;
+        while let Some(body) = merged.recv().await {
             let scheduled = started + interval * k as u32;
             k += 1;
             tokio::time::sleep_until(scheduled.into()).await;
@@ -1084,9 +1240,19 @@ async fn ingest(a: IngestArgs) -> Result<ExitCode> {
         server.rss().map_or("?".into(), |(r, _)| mb(r))
     );
     let load_before = load_average();
+    let disk_before = disk_traffic();
     let acks = Arc::new(Mutex::new(Acks::default()));
     let monitor = Monitor::start(server.url.clone(), acks.clone());
+    let stalls = StallWatch::start(
+        a.server
+            .data_dir
+            .as_deref()
+            .and_then(Path::parent)
+            .unwrap_or(&std::env::temp_dir()),
+    );
     let result = publish_all(&server.url, lanes, a.load.batch, a.rate, acks.clone()).await;
+    let stalls = stalls.finish();
+    let disk = describe_disk(disk_before);
     let max_lag = monitor.finish().await;
     let (mut tally, elapsed) = match result {
         Ok(r) => r,
@@ -1106,6 +1272,8 @@ async fn ingest(a: IngestArgs) -> Result<ExitCode> {
         },
         load_average()
     );
+    println!("{disk}");
+    println!("{stalls}");
     report_tally(&mut tally, elapsed, &floor, a.load.batch);
     let rss = server.rss();
     let catch = catch_up(&client()?, &server.url, &acks, Duration::from_secs(600)).await;

@@ -548,6 +548,7 @@ impl EmbeddedLog {
             segment_bytes: config.segment_bytes,
             max_group_events: config.max_group_events,
             broken: None,
+            group_buf: Vec::new(),
         };
         let handle = std::thread::Builder::new()
             .name("crm-log-writer".into())
@@ -601,7 +602,16 @@ struct Writer {
     max_group_events: usize,
     /// Set when the log can no longer be trusted to write (a failed cut-back).
     broken: Option<String>,
+    /// A group's framed records, kept from one group to the next (see
+    /// [`KEEP_GROUP_BUFFER`]).
+    group_buf: Vec<u8>,
 }
+
+/// The group buffer's capacity is kept between groups up to this size:
+/// a fresh multi-megabyte buffer per group is memory that the allocator
+/// returns to the kernel and faults in again, page by page, on the
+/// writer's thread (which every publish waits for).
+const KEEP_GROUP_BUFFER: usize = 16 << 20;
 
 impl Writer {
     fn run(&mut self, mut rx: mpsc::Receiver<WriteReq>) {
@@ -728,12 +738,28 @@ impl Writer {
         self.check_free_space()?;
         let start_offset = self.next_offset;
         let committed_len = self.segments.last().expect("segment").len;
+        let mut buf = std::mem::take(&mut self.group_buf);
+        buf.clear();
+        let result = self.frame_and_write(group, start_offset, committed_len, &mut buf);
+        if buf.capacity() <= KEEP_GROUP_BUFFER {
+            self.group_buf = buf;
+        }
+        result
+    }
+
+    /// The body of [`commit`](Self::commit), framing the group into `buf`.
+    fn frame_and_write(
+        &mut self,
+        group: &[WriteReq],
+        start_offset: u64,
+        committed_len: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<Vec<Vec<AppendOutcome>>, LogError> {
         let mut offset = start_offset;
         let mut pending: HashMap<&str, ([u8; 32], u64)> = HashMap::new();
         // (id hash, byte position) of each record of the group, in order.
         let mut fresh: Vec<(u64, u64)> = Vec::new();
         let mut candidates = Vec::new();
-        let mut buf = Vec::new();
         let mut body = Vec::new();
         let mut outcomes = Vec::with_capacity(group.len());
         for req in group {
@@ -760,7 +786,7 @@ impl Writer {
                         body.clear();
                         encode_record_body(&a.content_hash, &a.event_id, &a.payload, &mut body);
                         fresh.push((hash, committed_len + buf.len() as u64));
-                        frame(&body, &mut buf);
+                        frame(&body, buf);
                         pending.insert(&a.event_id, (a.content_hash, offset));
                         offset += 1;
                         AppendOutcome::Appended(Position {
@@ -779,7 +805,7 @@ impl Writer {
 
         if let Err(e) = self
             .file
-            .write_all(&buf)
+            .write_all(buf)
             .and_then(|()| self.file.sync_data())
         {
             // Cut back to what was committed, so nothing unacknowledged stays.
@@ -798,6 +824,7 @@ impl Writer {
 
         // Durable: index the new ids (in memory), say so in the commit
         // marker, and let readers see the records.
+        self.index.reserve(fresh.len());
         for (i, &(hash, pos)) in fresh.iter().enumerate() {
             self.index.insert(hash, start_offset + i as u64, pos);
         }
