@@ -38,16 +38,8 @@ async fn bench_rebuild_stages_commits_what_a_rebuild_builds() {
     assert!(server.terminate().success());
     let d = dir.path().to_str().unwrap();
 
-    let out = Command::new(BIN)
-        .args(["bench", "rebuild", "--data-dir", d, "--stages"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout =
+        succeeds(Command::new(BIN).args(["bench", "rebuild", "--data-dir", d, "--stages"]));
     for stage in ["1 read", "2 parse", "3 fold", "4 store"] {
         assert!(stdout.contains(stage), "no stage {stage:?} in:\n{stdout}");
     }
@@ -64,17 +56,15 @@ async fn bench_rebuild_stages_commits_what_a_rebuild_builds() {
         .filter_map(|l| l.trim().strip_prefix("digest ").map(str::to_string))
         .collect();
 
-    let out = Command::new(BIN)
-        .args(["rebuild", "--data-dir", d, "--out"])
-        .arg(dir.path().join("rebuilt"))
-        .arg("--digest")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let mut rebuilt: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let mut rebuilt: Vec<String> = succeeds(
+        Command::new(BIN)
+            .args(["rebuild", "--data-dir", d, "--out"])
+            .arg(dir.path().join("rebuilt"))
+            .arg("--digest"),
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
     staged.sort();
     rebuilt.sort();
     assert_eq!(staged.len(), 3, "{stdout}");
@@ -87,19 +77,13 @@ async fn bench_rebuild_stages_commits_what_a_rebuild_builds() {
 #[test]
 fn bench_ingest_open_loop_sends_every_event_and_reports_the_machine() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        // The demo history and the server's data dir go there.
-        .env("TMPDIR", dir.path())
-        .args(["bench", "ingest", "--customers", "600", "--days", "5"])
-        .args(["--events", "3000", "--rate", "20000", "--batch", "250"])
-        .args(["--clients", "3", "--server-args", "--role ingest"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = succeeds(
+        Command::new(BIN)
+            // The demo history and the server's data dir go there.
+            .env("TMPDIR", dir.path())
+            .args(["bench", "ingest", "--customers", "600", "--days", "5"])
+            .args(["--events", "3000", "--rate", "20000", "--batch", "250"])
+            .args(["--clients", "3", "--server-args", "--role ingest"]),
     );
     assert!(
         stdout.contains("ingest: 3000 events in")
@@ -116,4 +100,17 @@ fn bench_ingest_open_loop_sends_every_event_and_reports_the_machine() {
         !stdout.contains("not watched"),
         "the disk probe could not be created:\n{stdout}"
     );
+}
+
+/// Runs `cmd`, fails the test (with its output) unless it succeeds, and
+/// returns its standard output.
+fn succeeds(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
