@@ -74,6 +74,10 @@ async fn object_array_and_ndjson_bodies_and_read_your_writes() {
         .await
         .unwrap();
     assert!(metrics.contains("crm_events_accepted_total"), "{metrics}");
+    assert!(
+        metrics.contains("crm_projection_commit_seconds{projection=\"cases\",quantile=\"0.99\"}"),
+        "{metrics}"
+    );
     let openapi: Value = get_json(&client, server.url("/openapi.json")).await;
     assert!(openapi["paths"]["/v1/events"]["post"].is_object());
     assert!(openapi["paths"]["/v1/cases/{id}"]["get"].is_object());

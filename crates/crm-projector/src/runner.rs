@@ -459,6 +459,7 @@ pub fn apply_batch(
     applied: &mut u64,
     last_event_at: &mut Option<String>,
 ) -> Result<(), Error> {
+    let started = std::time::Instant::now();
     let base = TreeKv(tree.clone());
     let mut tx = Tx::new(&base);
     for rec in records {
@@ -540,12 +541,28 @@ pub fn apply_batch(
         tx.put_reserved(META_LAST_EVENT_AT.to_vec(), l.as_bytes().to_vec());
     }
     let mut batch = sled::Batch::default();
+    let mut keys = 0usize;
     for (k, v) in tx.into_changes().0 {
+        keys += 1;
         match v {
             Some(v) => batch.insert(k, v),
             None => batch.remove(k),
         }
     }
+    let folded = started.elapsed();
     tree.apply_batch(batch)?;
+    let committed = started.elapsed() - folded;
+    // The commit takes sled's process-wide lock: every query and every other
+    // read model waits while it waits for the lock and while it holds it.
+    metrics::histogram!("crm_projection_commit_seconds", "projection" => projection.name())
+        .record(committed.as_secs_f64());
+    tracing::debug!(
+        projection = projection.name(),
+        events = records.len(),
+        keys,
+        fold_ms = folded.as_secs_f64() * 1e3,
+        commit_ms = committed.as_secs_f64() * 1e3,
+        "batch applied"
+    );
     Ok(())
 }
