@@ -160,7 +160,7 @@ pub struct QueryArgs {
     /// source). A --data-dir whose log already holds them is reused.
     #[arg(long, default_value_t = 1_000_000)]
     pub store_events: u64,
-    /// Query requests per second (half customer views, half lookups).
+    /// Query requests per second (each a customer view or a lookup, by a coin toss).
     #[arg(long, default_value_t = 5000.0)]
     pub qps: f64,
     /// Length of the query load.
@@ -1526,7 +1526,10 @@ async fn query(a: QueryArgs) -> Result<ExitCode> {
     for k in 0..total {
         let scheduled = started + interval * k as u32;
         tokio::time::sleep_until(scheduled.into()).await;
-        let lookup = k % 2 == 1;
+        // Which endpoint by a coin, not by turns: at a rate whose period
+        // matches the ingest's requests, turns would put one endpoint in
+        // every projection commit and the other in none.
+        let lookup = next() >> 63 == 1;
         let url = if lookup {
             let (kind, value) = &identities[(next() % identities.len() as u64) as usize];
             format!(
