@@ -335,6 +335,8 @@ fn rewrite_size(rule: &str) -> (usize, usize) {
 /// is warm before it says it is ready.
 pub fn warm_up() {
     let _ = phonenumber::parse(None, "+442079460000");
+    // and the bounds of the shared country codes (see `parse_e164`)
+    let _ = quick_region("+442079460000");
 }
 
 fn normalize_email(value: &str) -> Result<String, String> {
