@@ -1,7 +1,7 @@
 //! The envelope and the catalog of event types.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::de::Error as _;
+use serde::de::{Error as _, IgnoredAny};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -378,6 +378,26 @@ struct Stored<D> {
 }
 
 impl<D> Stored<D> {
+    /// The same envelope holding `data` instead.
+    fn with_data<E>(self, data: E) -> Stored<E> {
+        Stored {
+            event_id: self.event_id,
+            event_type: self.event_type,
+            version: self.version,
+            occurred_at: self.occurred_at,
+            recorded_at: self.recorded_at,
+            source: self.source,
+            customer_id: self.customer_id,
+            interaction_id: self.interaction_id,
+            case_id: self.case_id,
+            campaign_id: self.campaign_id,
+            agent_id: self.agent_id,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            data,
+        }
+    }
+
     fn into_event(
         self,
         parse: impl FnOnce(EventType, u32, &D) -> Result<EventData, String>,
@@ -414,16 +434,24 @@ impl Event {
     /// Builds an event from a parsed value whose envelope is known to be
     /// well-formed (validation uses this after the schema check).
     pub(crate) fn from_value(value: Value) -> Result<Event, String> {
-        let mut stored: Stored<Value> = serde_json::from_value(value).map_err(|e| e.to_string())?;
-        let t = EventType::parse(&stored.event_type)
-            .ok_or_else(|| format!("unknown event type {:?}", stored.event_type))?;
-        if stored.version == t.current_version() {
+        let Value::Object(mut map) = value else {
+            return Err("an event must be a JSON object".into());
+        };
+        // `data` is taken out before the envelope is read: a `Value` field
+        // deserialised from a `Value` is rebuilt map by map, which cost more
+        // than reading the rest of the envelope.
+        let data = map.remove("data").ok_or("missing field `data`")?;
+        let envelope: Stored<Option<IgnoredAny>> =
+            Stored::deserialize(map).map_err(|e| e.to_string())?;
+        let t = EventType::parse(&envelope.event_type)
+            .ok_or_else(|| format!("unknown event type {:?}", envelope.event_type))?;
+        if envelope.version == t.current_version() {
             // The usual case: `data` is not kept as published, so it is
             // taken apart rather than copied.
-            let data = std::mem::take(&mut stored.data);
-            let typed = crate::upcast::data_from_owned_value(t, stored.version, data)?;
-            return stored.into_event(|_, _, _| Ok(typed), |_| Ok(Value::Null));
+            let typed = crate::upcast::data_from_owned_value(t, envelope.version, data)?;
+            return envelope.into_event(|_, _, _| Ok(typed), |_| Ok(Value::Null));
         }
+        let stored = envelope.with_data(data);
         stored.into_event(crate::upcast::data_from_value, Ok)
     }
 }
