@@ -72,6 +72,9 @@ pub struct Inner {
     pub publishes: bool,
     /// Whether this process answers query routes (`--role query|all`).
     pub queries: bool,
+    /// Told of every publish, so that the projections of this process make
+    /// room for it (see [`crm_projector::lanes`]).
+    pub ingest_activity: Option<Arc<crm_projector::IngestActivity>>,
 }
 
 /// Shared state of the router.
@@ -102,6 +105,7 @@ impl AppState {
             projector: None,
             publishes: true,
             queries: true,
+            ingest_activity: None,
         }))
     }
 
@@ -112,6 +116,14 @@ impl AppState {
         let inner = Arc::get_mut(&mut self.0).expect("set the roles before sharing the state");
         inner.publishes = publishes;
         inner.queries = queries;
+        self
+    }
+
+    /// Tells `activity` of every publish (the projections' lanes).
+    pub fn with_ingest_activity(mut self, activity: Arc<crm_projector::IngestActivity>) -> Self {
+        Arc::get_mut(&mut self.0)
+            .expect("set the ingest activity before sharing the state")
+            .ingest_activity = Some(activity);
         self
     }
 

@@ -325,6 +325,9 @@ pub async fn publish(
             "this server is read-only: publish is refused",
         ));
     };
+    // The projections of this process make room while publishes are
+    // answered, waiting ones included (crm_projector::lanes).
+    let _publishing = state.ingest_activity.as_ref().map(|a| a.begin());
     // Only a few publishes are read, validated and appended at once: the
     // work is CPU-bound, and more in flight would only hold more bodies and
     // events in memory. The others wait here with their bodies still in the

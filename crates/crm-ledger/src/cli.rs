@@ -127,6 +127,12 @@ pub struct ServeArgs {
     /// Most events in one publish request.
     #[arg(long, env = "CRM_LEDGER_MAX_BATCH_EVENTS", default_value_t = 10_000)]
     pub max_batch_events: usize,
+    /// How many projections may apply a batch at once while this process is
+    /// answering publishes (0: no limit). With `--role all` on few cores,
+    /// one leaves the other cores to ingest; the projections catch up side
+    /// by side once publishes stop.
+    #[arg(long, env = "CRM_LEDGER_PROJECTION_LANES", default_value_t = 1)]
+    pub projection_lanes: usize,
     /// sled cache for the read models, in MiB.
     #[arg(long, env = "CRM_LEDGER_STORE_CACHE_MB", default_value_t = 256)]
     pub store_cache_mb: u64,

@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use crm_http::{AppState, Limits};
 use crm_log::embedded::{EmbeddedConfig, EmbeddedLog};
 use crm_log::LogError;
-use crm_projector::{Handle, Projector, RunnerConfig, Store};
+use crm_projector::{Handle, IngestActivity, Lanes, Projector, RunnerConfig, Store};
 
 use crate::cli::{LogBackend, Role, ServeArgs};
 
@@ -123,10 +123,18 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
             Role::Query => (false, true, true),
             Role::All => (true, true, true),
         };
+        // With publishes and projections in one process, the projections
+        // take at most `--projection-lanes` cores while publishes are
+        // answered (crm_projector::lanes).
+        let ingest_activity =
+            (publishes && projects && args.projection_lanes > 0).then(IngestActivity::new);
         let config = RunnerConfig {
             // Kafka cannot refuse a re-published event_id: the projections
             // skip an event_id they have applied already.
             dedup_event_ids: !dyn_log.deduplicates(),
+            lanes: ingest_activity
+                .as_ref()
+                .map(|a| Lanes::new(a.clone(), args.projection_lanes)),
             ..RunnerConfig::default()
         };
         let projections = if projects { projections } else { Vec::new() };
@@ -139,6 +147,10 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
         let state = AppState::new(Some(dyn_log), projector.handles.clone(), limits, metrics)
             .with_projector(projector.clone())
             .with_roles(publishes, queries);
+        let state = match ingest_activity {
+            Some(a) => state.with_ingest_activity(a),
+            None => state,
+        };
         (state, Some(projector), opened.embedded, store)
     };
 

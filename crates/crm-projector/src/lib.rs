@@ -21,9 +21,11 @@ use crm_projection::Projection;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+pub mod lanes;
 pub mod runner;
 pub mod store;
 
+pub use lanes::{IngestActivity, Lanes, Publishing};
 pub use runner::{EventFilter, Handle, Runner, RunnerConfig, State, Status};
 pub use store::{digest, Error, Store, TreeKv};
 

@@ -11,6 +11,7 @@ use crm_projection::{dead_letter_key, DeadLetter, Entries, KvRead, Projection, S
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
 
+use crate::lanes::Lanes;
 use crate::store::{
     read_meta, Error, Store, TreeKv, META_APPLIED, META_CHECKPOINT, META_FORMAT,
     META_LAST_EVENT_AT, SEEN_PREFIX,
@@ -45,6 +46,9 @@ pub struct RunnerConfig {
     /// Skip events whose `event_id` was already applied (for logs that do not
     /// deduplicate at append, e.g. Kafka).
     pub dedup_event_ids: bool,
+    /// How the projections share the cores with ingest in this process
+    /// (`None`: each applies whenever it has events).
+    pub lanes: Option<Lanes>,
 }
 
 impl Default for RunnerConfig {
@@ -54,6 +58,7 @@ impl Default for RunnerConfig {
             idle_wait: Duration::from_millis(250),
             filter: EventFilter::default(),
             dedup_event_ids: false,
+            lanes: None,
         }
     }
 }
@@ -415,6 +420,20 @@ impl Runner {
         let mut applied = self.applied_count;
         let mut last = self.last_event_at.clone();
         let n = records.len();
+        // While publishes are being answered, wait for a lane (see
+        // `lanes`): the permit is held until the batch is committed.
+        let _lane = match &self.config.lanes {
+            Some(lanes) => {
+                let waiting = std::time::Instant::now();
+                let lane = lanes.enter().await;
+                if lane.is_some() {
+                    metrics::histogram!("crm_projection_lane_wait_seconds", "projection" => self.projection.name())
+                        .record(waiting.elapsed().as_secs_f64());
+                }
+                lane
+            }
+            None => None,
+        };
         let (checkpoint, applied, last) = tokio::task::spawn_blocking(move || {
             apply_batch(
                 &*projection,
