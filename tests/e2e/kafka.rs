@@ -270,3 +270,42 @@ async fn a_broker_that_goes_down_makes_publish_answer_503_within_a_bounded_time(
         "bounded, not a hang: {took:?}"
     );
 }
+
+/// The Kafka settings of the command line reach librdkafka: a property it
+/// does not know stops `serve` before it listens, naming the property, for
+/// every client, the producer and the readers alike; a flag that is not
+/// KEY=VALUE is named. No broker is needed: the settings are checked first.
+#[test]
+fn kafka_properties_reach_librdkafka_and_bad_ones_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |flags: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--log", "kafka"])
+            .args(["--brokers", "127.0.0.1:1", "--data-dir"])
+            .arg(dir.path())
+            .args(flags)
+            .env("CRM_LEDGER_LOG_FORMAT", "text")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flags:?} was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    for flag in [
+        "--kafka-property",
+        "--kafka-producer-property",
+        "--kafka-reader-property",
+    ] {
+        let err = serve(&[flag, "no.such.property=1"]);
+        assert!(
+            err.contains("No such configuration property") && err.contains("no.such.property"),
+            "{flag}: {err}"
+        );
+        let err = serve(&[flag, "queued.max.messages.kbytes"]);
+        assert!(
+            err.contains(flag) && err.contains("KEY=VALUE"),
+            "{flag}: {err}"
+        );
+    }
+    let err = serve(&["--replication-factor", "0"]);
+    assert!(err.contains("0 is not a replication factor"), "{err}");
+}

@@ -83,6 +83,50 @@ pub struct LogArgs {
     /// Partitions of the Kafka topic when it is created (with --log kafka).
     #[arg(long, env = "CRM_LEDGER_PARTITIONS", default_value_t = 3)]
     pub partitions: u32,
+    /// Replication factor of the Kafka topic when it is created (with --log
+    /// kafka). Production: 3, with min.insync.replicas=2 (docs/kafka.md).
+    #[arg(long, env = "CRM_LEDGER_REPLICATION_FACTOR", default_value_t = 1)]
+    pub replication_factor: u32,
+    /// A librdkafka property for every Kafka client, KEY=VALUE (repeat the
+    /// flag; comma-separated in the variable), applied after the ledger's
+    /// own: e.g. client.rack=eu-west-1a, socket.keepalive.enable=true.
+    #[arg(
+        long = "kafka-property",
+        env = "CRM_LEDGER_KAFKA_PROPERTIES",
+        value_delimiter = ',',
+        value_parser = key_value,
+        value_name = "KEY=VALUE"
+    )]
+    pub kafka_properties: Vec<(String, String)>,
+    /// A librdkafka property for the producer only, KEY=VALUE, applied last.
+    #[arg(
+        long = "kafka-producer-property",
+        env = "CRM_LEDGER_KAFKA_PRODUCER_PROPERTIES",
+        value_delimiter = ',',
+        value_parser = key_value,
+        value_name = "KEY=VALUE"
+    )]
+    pub kafka_producer_properties: Vec<(String, String)>,
+    /// A librdkafka property for the projections' readers only, KEY=VALUE,
+    /// applied last: e.g. queued.max.messages.kbytes=16384.
+    #[arg(
+        long = "kafka-reader-property",
+        env = "CRM_LEDGER_KAFKA_READER_PROPERTIES",
+        value_delimiter = ',',
+        value_parser = key_value,
+        value_name = "KEY=VALUE"
+    )]
+    pub kafka_reader_properties: Vec<(String, String)>,
+}
+
+/// `KEY=VALUE` of a librdkafka property.
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!(
+            "{s:?} is not KEY=VALUE (a librdkafka property, e.g. client.rack=eu-west-1a)"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

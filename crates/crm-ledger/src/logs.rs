@@ -22,9 +22,14 @@ pub fn kafka_config(args: &LogArgs) -> Result<KafkaConfig> {
     let Some(brokers) = args.brokers.as_deref().filter(|b| !b.trim().is_empty()) else {
         bail!("--log kafka needs --brokers HOST:PORT (or CRM_LEDGER_BROKERS)");
     };
-    Ok(KafkaConfig::new(brokers)
+    let mut config = KafkaConfig::new(brokers)
         .topic(args.topic.clone())
-        .partitions(args.partitions))
+        .partitions(args.partitions);
+    config.replication_factor = args.replication_factor;
+    config.properties = args.kafka_properties.clone();
+    config.producer_properties = args.kafka_producer_properties.clone();
+    config.consumer_properties = args.kafka_reader_properties.clone();
+    Ok(config)
 }
 
 /// Connects to the Kafka topic of the command line (creating it if missing).

@@ -326,15 +326,25 @@ impl Runner {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let name = self.projection.name();
         let mut reader = None;
+        let mut reader_error = None;
         loop {
             if *shutdown.borrow() {
                 break;
             }
             if reader.is_none() {
                 match self.log.reader(&self.checkpoint).await {
-                    Ok(r) => reader = Some(r),
+                    Ok(r) => {
+                        reader = Some(r);
+                        reader_error = None;
+                    }
                     Err(e) => {
-                        self.fail(format!("cannot read the log: {e}"));
+                        let why = format!("cannot read the log: {e}");
+                        // Said once per new error, not at every retry.
+                        if reader_error.as_ref() != Some(&why) {
+                            tracing::warn!(projection = name, error = %why, "retrying every second");
+                            reader_error = Some(why.clone());
+                        }
+                        self.fail(why);
                         tokio::select! {
                             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                             _ = shutdown.changed() => {}
