@@ -1279,10 +1279,11 @@ async fn ingest(a: IngestArgs) -> Result<ExitCode> {
     let catch = catch_up(&client()?, &server.url, &acks, Duration::from_secs(600)).await;
     match catch {
         Ok((lag_end, took)) => println!(
-            "projection lag: max {} during the run, {} at the last answer; all projections caught up {} after it",
+            "projection lag: max {} during the run, {} at the last answer; all projections caught up {} after it ({:.2} s after the first publish)",
             ms(max_lag),
             ms(lag_end),
-            ms(took)
+            ms(took),
+            (elapsed + took).as_secs_f64()
         ),
         Err(e) => println!("projection lag: max {} during the run; {e}", ms(max_lag)),
     }
