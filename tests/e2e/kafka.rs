@@ -274,7 +274,8 @@ async fn a_broker_that_goes_down_makes_publish_answer_503_within_a_bounded_time(
 /// The Kafka settings of the command line reach librdkafka: a property it
 /// does not know stops `serve` before it listens, naming the property, for
 /// every client, the producer and the readers alike; a flag that is not
-/// KEY=VALUE is named. No broker is needed: the settings are checked first.
+/// `[producer:|reader:]KEY=VALUE` is named. No broker is needed: the
+/// settings are checked first.
 #[test]
 fn kafka_properties_reach_librdkafka_and_bad_ones_are_named() {
     let dir = tempfile::tempdir().unwrap();
@@ -290,20 +291,22 @@ fn kafka_properties_reach_librdkafka_and_bad_ones_are_named() {
         assert!(!out.status.success(), "{flags:?} was accepted");
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    for flag in [
-        "--kafka-property",
-        "--kafka-producer-property",
-        "--kafka-reader-property",
-    ] {
-        let err = serve(&[flag, "no.such.property=1"]);
+    for clients in ["", "producer:", "reader:"] {
+        let err = serve(&["--kafka-property", &format!("{clients}no.such.property=1")]);
         assert!(
             err.contains("No such configuration property") && err.contains("no.such.property"),
-            "{flag}: {err}"
+            "{clients}: {err}"
         );
-        let err = serve(&[flag, "queued.max.messages.kbytes"]);
+    }
+    for bad in [
+        "queued.max.messages.kbytes",
+        "consumer:fetch.wait.max.ms=5",
+        "reader:=5",
+    ] {
+        let err = serve(&["--kafka-property", bad]);
         assert!(
-            err.contains(flag) && err.contains("KEY=VALUE"),
-            "{flag}: {err}"
+            err.contains("--kafka-property") && err.contains("KEY=VALUE"),
+            "{bad}: {err}"
         );
     }
     let err = serve(&["--replication-factor", "0"]);

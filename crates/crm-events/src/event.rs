@@ -378,26 +378,6 @@ struct Stored<D> {
 }
 
 impl<D> Stored<D> {
-    /// The same envelope holding `data` instead.
-    fn with_data<E>(self, data: E) -> Stored<E> {
-        Stored {
-            event_id: self.event_id,
-            event_type: self.event_type,
-            version: self.version,
-            occurred_at: self.occurred_at,
-            recorded_at: self.recorded_at,
-            source: self.source,
-            customer_id: self.customer_id,
-            interaction_id: self.interaction_id,
-            case_id: self.case_id,
-            campaign_id: self.campaign_id,
-            agent_id: self.agent_id,
-            correlation_id: self.correlation_id,
-            causation_id: self.causation_id,
-            data,
-        }
-    }
-
     fn into_event(
         self,
         parse: impl FnOnce(EventType, u32, &D) -> Result<EventData, String>,
@@ -451,8 +431,9 @@ impl Event {
             let typed = crate::upcast::data_from_owned_value(t, envelope.version, data)?;
             return envelope.into_event(|_, _, _| Ok(typed), |_| Ok(Value::Null));
         }
-        let stored = envelope.with_data(data);
-        stored.into_event(crate::upcast::data_from_value, Ok)
+        // An older version: upcast, and keep `data` as published.
+        let upcast = crate::upcast::data_from_value(t, envelope.version, &data)?;
+        envelope.into_event(|_, _, _| Ok(upcast), |_| Ok(data))
     }
 }
 

@@ -87,46 +87,60 @@ pub struct LogArgs {
     /// kafka). Production: 3, with min.insync.replicas=2 (docs/kafka.md).
     #[arg(long, env = "CRM_LEDGER_REPLICATION_FACTOR", default_value_t = 1)]
     pub replication_factor: u32,
-    /// A librdkafka property for every Kafka client, KEY=VALUE (repeat the
-    /// flag; comma-separated in the variable), applied after the ledger's
-    /// own: e.g. client.rack=eu-west-1a, socket.keepalive.enable=true.
+    /// A librdkafka property, `KEY=VALUE` for every Kafka client, or
+    /// `producer:KEY=VALUE` / `reader:KEY=VALUE` for the producer or the
+    /// projections' readers only; applied after the ledger's own settings.
+    /// Repeat the flag (comma-separated in the variable). E.g.
+    /// client.rack=eu-west-1a, reader:queued.max.messages.kbytes=32768.
     #[arg(
         long = "kafka-property",
         env = "CRM_LEDGER_KAFKA_PROPERTIES",
         value_delimiter = ',',
-        value_parser = key_value,
-        value_name = "KEY=VALUE"
+        value_parser = kafka_property,
+        value_name = "[producer:|reader:]KEY=VALUE"
     )]
-    pub kafka_properties: Vec<(String, String)>,
-    /// A librdkafka property for the producer only, KEY=VALUE, applied last.
-    #[arg(
-        long = "kafka-producer-property",
-        env = "CRM_LEDGER_KAFKA_PRODUCER_PROPERTIES",
-        value_delimiter = ',',
-        value_parser = key_value,
-        value_name = "KEY=VALUE"
-    )]
-    pub kafka_producer_properties: Vec<(String, String)>,
-    /// A librdkafka property for the projections' readers only, KEY=VALUE,
-    /// applied last: e.g. queued.max.messages.kbytes=16384.
-    #[arg(
-        long = "kafka-reader-property",
-        env = "CRM_LEDGER_KAFKA_READER_PROPERTIES",
-        value_delimiter = ',',
-        value_parser = key_value,
-        value_name = "KEY=VALUE"
-    )]
-    pub kafka_reader_properties: Vec<(String, String)>,
+    pub kafka_properties: Vec<KafkaProperty>,
 }
 
-/// `KEY=VALUE` of a librdkafka property.
-fn key_value(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(format!(
-            "{s:?} is not KEY=VALUE (a librdkafka property, e.g. client.rack=eu-west-1a)"
-        )),
+/// Which Kafka clients a `--kafka-property` is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaClients {
+    All,
+    Producer,
+    Readers,
+}
+
+/// One `--kafka-property`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaProperty {
+    pub clients: KafkaClients,
+    pub key: String,
+    pub value: String,
+}
+
+/// `[producer:|reader:]KEY=VALUE` of a librdkafka property.
+fn kafka_property(s: &str) -> Result<KafkaProperty, String> {
+    let bad = || {
+        format!(
+            "{s:?} is not [producer:|reader:]KEY=VALUE (a librdkafka property, e.g. client.rack=eu-west-1a)"
+        )
+    };
+    let (key, value) = s.split_once('=').ok_or_else(bad)?;
+    let (clients, key) = match key.split_once(':') {
+        None => (KafkaClients::All, key),
+        Some(("producer", k)) => (KafkaClients::Producer, k),
+        Some(("reader", k)) => (KafkaClients::Readers, k),
+        Some(_) => return Err(bad()),
+    };
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(bad());
     }
+    Ok(KafkaProperty {
+        clients,
+        key: key.to_string(),
+        value: value.to_string(),
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -8,7 +8,7 @@ use crm_log::embedded::EmbeddedLog;
 use crm_log::Log;
 use crm_log_kafka::{KafkaConfig, KafkaLog};
 
-use crate::cli::{LogArgs, LogBackend};
+use crate::cli::{KafkaClients, LogArgs, LogBackend};
 
 /// An open log; `embedded` is set for the embedded backend (it is closed
 /// explicitly at shutdown so its writer drains).
@@ -26,9 +26,14 @@ pub fn kafka_config(args: &LogArgs) -> Result<KafkaConfig> {
         .topic(args.topic.clone())
         .partitions(args.partitions);
     config.replication_factor = args.replication_factor;
-    config.properties = args.kafka_properties.clone();
-    config.producer_properties = args.kafka_producer_properties.clone();
-    config.consumer_properties = args.kafka_reader_properties.clone();
+    for p in &args.kafka_properties {
+        let to = match p.clients {
+            KafkaClients::All => &mut config.properties,
+            KafkaClients::Producer => &mut config.producer_properties,
+            KafkaClients::Readers => &mut config.consumer_properties,
+        };
+        to.push((p.key.clone(), p.value.clone()));
+    }
     Ok(config)
 }
 
