@@ -158,7 +158,10 @@ fn assert_each_acknowledged_once(data: &Path, acked: &HashSet<String>) {
 async fn when_the_ledger_fills_its_disk_publish_answers_507_and_resumes_when_it_grows() {
     let Some(fs) = Tmpfs::mount(24) else { return };
     let data: PathBuf = fs.path().join("data");
-    let server = Server::start(&data, &["--log-min-free-mb", "6"]).await;
+    // The room left for the read models: their store writes each batch
+    // twice (ahead, then key by key; crm-projector's `commit`), and these
+    // events carry 4 KB of text each.
+    let server = Server::start(&data, &["--log-min-free-mb", "12"]).await;
     let client = reqwest::Client::new();
     let mut acked = HashSet::new();
     let acked_m = Mutex::new(HashSet::new());

@@ -735,6 +735,56 @@ impl Acks {
 #[derive(Deserialize)]
 struct ProjectionInfo {
     position: Option<String>,
+    #[serde(default)]
+    lag: Option<u64>,
+}
+
+/// Waits until no projection of the server lags behind its log.
+async fn wait_no_lag(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let infos: Vec<ProjectionInfo> = client
+            .get(format!("{url}/v1/projections"))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        if infos.iter().all(|i| i.lag.unwrap_or(0) == 0) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the projections did not catch up with the log");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Events in the server's log, as its projections see it (what each has
+/// applied plus its lag); `None` when it runs no projection.
+async fn logged(client: &reqwest::Client, url: &str) -> Result<Option<u64>> {
+    let infos: Vec<ProjectionInfo> = client
+        .get(format!("{url}/v1/projections"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(infos
+        .iter()
+        .map(|i| {
+            let applied: u64 = i
+                .position
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .filter_map(|part| part.split_once(':'))
+                .filter_map(|(_, o)| o.parse::<u64>().ok())
+                .map(|o| o + 1)
+                .sum();
+            applied + i.lag.unwrap_or(0)
+        })
+        .max())
 }
 
 /// Per partition, the last offset every projection has applied; `None`
@@ -1423,13 +1473,10 @@ async fn query(a: QueryArgs) -> Result<ExitCode> {
     let client = client()?;
     let acks = Arc::new(Mutex::new(Acks::default()));
     // The store: the first --store-events events (skipped when the log
-    // already holds them).
-    let have: u64 = applied(&client, &server.url)
-        .await?
-        .unwrap_or_default()
-        .values()
-        .map(|o| o.map_or(0, |o| o + 1))
-        .sum();
+    // already holds them). Counted from the log, not from what the read
+    // models had applied when the last server stopped: the load after it
+    // must publish new events, not duplicates.
+    let have: u64 = logged(&client, &server.url).await?.unwrap_or_default();
     if have < a.store_events {
         eprintln!(
             "building the store: publishing {} events",
@@ -1449,6 +1496,9 @@ async fn query(a: QueryArgs) -> Result<ExitCode> {
         report_tally(&mut tally, elapsed, &floor, a.load.batch);
     }
     let (_, took) = catch_up(&client, &server.url, &acks, Duration::from_secs(3600)).await?;
+    // Also what an earlier server left unapplied when it stopped: the
+    // queries are to be measured with no backlog behind them.
+    wait_no_lag(&client, &server.url, Duration::from_secs(3600)).await?;
     println!(
         "store: {} events (projections caught up {} after the last publish); server RSS {}",
         a.store_events.max(have),

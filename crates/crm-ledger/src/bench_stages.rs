@@ -272,21 +272,24 @@ pub fn store_writes(a: StoreWritesArgs) -> Result<ExitCode> {
         let tree = tag[0] as usize;
         let covered = read_u32(&mut input)? as u64;
         let entries = read_u32(&mut input)?;
-        let mut batch = sled::Batch::default();
+        let mut batch = crm_projector::commit::Writes::new();
         for _ in 0..entries {
             let klen = read_u32(&mut input)?;
             let k = read_bytes(&mut input, klen)?;
             unflushed += klen as u64;
             match read_u32(&mut input)? {
-                u32::MAX => batch.remove(k),
+                u32::MAX => batch.insert(k, None),
                 vlen => {
                     unflushed += vlen as u64;
-                    batch.insert(k, read_bytes(&mut input, vlen)?)
+                    batch.insert(k, Some(read_bytes(&mut input, vlen)?))
                 }
-            }
+            };
         }
+        // A checkpoint of the size the runtime writes.
+        let checkpoint = format!("{{\"0\":{}}}", events + covered).into_bytes();
         let started = Instant::now();
-        trees[tree].apply_batch(batch)?;
+        // As the runtime commits (written ahead, then key by key).
+        crm_projector::commit::commit(&trees[tree], batch, checkpoint)?;
         if a.flush_every_mb > 0 && unflushed >= a.flush_every_mb << 20 {
             store.flush()?;
             unflushed = 0;

@@ -208,6 +208,11 @@ pub fn digest(args: DigestArgs) -> Result<ExitCode> {
     })?;
     for p in projections {
         let tree = store.live_tree(p.name())?;
+        // A batch a crash cut short is completed first, as `serve` would at
+        // start (it is part of opening the store, like sled's own recovery):
+        // the digest is of the state the read model stands for.
+        crm_projector::commit::finish(&tree)
+            .map_err(|e| anyhow::anyhow!("the {} read model: {e}", p.name()))?;
         println!("{} {}", p.name(), crm_projector::digest(&TreeKv(tree))?);
     }
     Ok(ExitCode::SUCCESS)

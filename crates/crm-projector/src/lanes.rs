@@ -5,9 +5,8 @@
 //! the events it is sent, and folding them into the read models. Left alone,
 //! each projection applies its batches on a thread of its own, so three
 //! projections take as many threads as the publishes do, and the publishers,
-//! who wait for their answer, get a smaller share of the cores. Applying the
-//! projections side by side buys little meanwhile: sled's process-wide lock
-//! lets one commit run at a time, whichever read model it is for.
+//! who wait for their answer, get a smaller share of the cores. On two
+//! cores, applying the projections side by side buys little meanwhile.
 //!
 //! [`Lanes`] lets at most `busy_lanes` projections apply a batch at once
 //! while publishes are being answered ([`IngestActivity`] says so), and any
@@ -15,8 +14,8 @@
 //! ingest is quiet. A projection waiting for a lane has read its batch but
 //! not applied it: nothing is lost, it only lags more during a burst.
 //! Commits run at the normal priority (lowering the projections' priority
-//! instead was measured to slow queries down: a preempted commit holds
-//! sled's lock; see docs/performance.md).
+//! instead was measured, in session 7, to slow queries down: a preempted
+//! commit held sled's lock, as commits did then; see docs/performance.md).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -3,9 +3,10 @@
 //! The projector runtime. For each [`crm_projection::Projection`] it reads the
 //! log from the projection's checkpoint, applies events in batches on top of
 //! the projection's sled tree, and commits the state changes *and* the new
-//! checkpoint in one atomic sled batch: after a crash the projection resumes
-//! exactly after the last event it committed, never applying one twice or
-//! skipping one.
+//! checkpoint together ([`commit`]: the batch is written ahead, then key by
+//! key, so that no commit holds sled's process-wide lock): after a crash the
+//! projection resumes exactly after the last event it committed, never
+//! applying one twice or skipping one.
 //!
 //! A tree that is missing, damaged, or of another format version is cleared
 //! and rebuilt from the log by itself ([`runner::prepare_tree`]). An event a
@@ -21,6 +22,7 @@ use crm_projection::Projection;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+pub mod commit;
 pub mod lanes;
 pub mod runner;
 pub mod store;
@@ -234,7 +236,7 @@ async fn stop_all(shared: &Shared) {
 /// runner, lets go of every tree (queries answer 503 meanwhile), reopens
 /// the store (retrying while the error lasts or a query still holds the
 /// old database), and starts the runners again from their checkpoints,
-/// which were committed atomically with their state: nothing is applied
+/// which were committed with their state ([`commit`]): nothing is applied
 /// twice or skipped. Repeated failures back off, up to a minute apart.
 async fn supervise(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut pause = RECOVERY_PAUSE_MIN;

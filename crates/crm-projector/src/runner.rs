@@ -11,10 +11,10 @@ use crm_projection::{dead_letter_key, DeadLetter, Entries, KvRead, Projection, S
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
 
+use crate::commit;
 use crate::lanes::Lanes;
 use crate::store::{
-    read_meta, Error, Store, TreeKv, META_APPLIED, META_CHECKPOINT, META_FORMAT,
-    META_LAST_EVENT_AT, SEEN_PREFIX,
+    read_meta, Error, Store, TreeKv, META_APPLIED, META_FORMAT, META_LAST_EVENT_AT, SEEN_PREFIX,
 };
 
 /// Which events a run keeps (time travel, `crm-ledger rebuild`).
@@ -38,7 +38,7 @@ impl EventFilter {
 /// Settings of a runner.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
-    /// Most events applied in one sled batch.
+    /// Most events applied in one batch (one commit).
     pub batch_max: usize,
     /// How long a read waits for new events before looping.
     pub idle_wait: Duration,
@@ -149,6 +149,10 @@ impl Handle {
         projection: Arc<dyn Projection>,
     ) -> Result<Arc<Handle>, Error> {
         let tree = store.tree(projection.name())?;
+        // Completing a batch cut short is part of opening the store, as
+        // sled's own recovery is: it changes no content a runner had not
+        // already written ahead.
+        commit::finish(&tree).map_err(|e| Error::Other(format!("{}: {e}", projection.name())))?;
         let meta =
             read_meta(&tree).map_err(|e| Error::Other(format!("{}: {e}", projection.name())))?;
         match meta.format {
@@ -230,7 +234,13 @@ pub fn prepare_tree(
     projection: &dyn Projection,
 ) -> Result<crate::store::Meta, Error> {
     let want = projection.format_version();
-    match read_meta(tree) {
+    // A batch cut short (a crash, an I/O error) is completed first.
+    let meta = match commit::finish(tree) {
+        Ok(_) => read_meta(tree),
+        Err(commit::FinishError::Damaged(why)) => Err(why),
+        Err(commit::FinishError::Sled(e)) => return Err(e.into()),
+    };
+    match meta {
         Ok(meta) if meta.format == Some(want) => return Ok(meta),
         Ok(meta) if meta.format.is_none() && tree.is_empty() => {}
         Ok(meta) => tracing::warn!(
@@ -267,6 +277,9 @@ pub struct Runner {
     /// Told when a batch cannot be committed (the store failed).
     store_failed: Option<Arc<Notify>>,
     store: Store,
+    /// A commit failed: the tree's progress must be read back before the
+    /// next batch.
+    unsure: bool,
 }
 
 impl Runner {
@@ -316,6 +329,7 @@ impl Runner {
                 status,
                 store_failed: None,
                 store: store.clone(),
+                unsure: false,
             },
             handle,
         ))
@@ -332,6 +346,17 @@ impl Runner {
                 break;
             }
             if reader.is_none() {
+                if self.unsure {
+                    if let Err(e) = self.reload().await {
+                        tracing::warn!(projection = name, error = %e, "cannot read the read model back; retrying");
+                        self.fail(e.to_string());
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                        continue;
+                    }
+                }
                 match self.log.reader(&self.checkpoint).await {
                     Ok(r) => {
                         reader = Some(r);
@@ -362,6 +387,9 @@ impl Runner {
                 Ok(records) if records.is_empty() => {}
                 Ok(records) => {
                     if let Err(e) = self.apply_records(records).await {
+                        // The batch may be half-written: it is completed or
+                        // left out before anything else is applied.
+                        self.unsure = true;
                         tracing::error!(projection = name, error = %e, "applying a batch failed; retrying from the checkpoint");
                         self.fail(e.to_string());
                         if let Some(n) = &self.store_failed {
@@ -407,6 +435,33 @@ impl Runner {
         Ok(())
     }
 
+    /// Reads the tree's progress back after a failed commit, completing
+    /// the batch if it was written ahead (see `commit`).
+    async fn reload(&mut self) -> Result<(), Error> {
+        let tree = self.tree.clone();
+        let meta = tokio::task::spawn_blocking(move || {
+            commit::finish(&tree)?;
+            read_meta(&tree).map_err(Error::Other)
+        })
+        .await
+        .map_err(|e| Error::Other(format!("projection task failed: {e}")))??;
+        self.checkpoint = meta.checkpoint;
+        self.applied_count = meta.applied;
+        self.last_event_at = meta.last_event_at;
+        self.unsure = false;
+        {
+            let mut s = self.status.lock().expect("lock");
+            s.status = State::Live;
+            s.error = None;
+            s.checkpoint = self.checkpoint.clone();
+            s.events_applied = self.applied_count;
+            s.last_event_at = self.last_event_at.clone();
+        }
+        // A completed batch is now visible to those waiting for it.
+        self.applied_tx.send_replace(self.checkpoint.clone());
+        Ok(())
+    }
+
     /// The checkpoint applied so far.
     pub fn checkpoint(&self) -> &Checkpoint {
         &self.checkpoint
@@ -418,11 +473,12 @@ impl Runner {
         s.error = Some(error);
     }
 
-    /// Applies records in one atomic sled batch with the new checkpoint.
+    /// Applies records and commits them with the new checkpoint ([`commit`]).
     async fn apply_records(&mut self, records: Vec<LogRecord>) -> Result<(), Error> {
         if let Some(e) = self.store.injected_failure() {
             return Err(e);
         }
+        let fail_midway = self.store.injected_midway_failure();
         let projection = self.projection.clone();
         let tree = self.tree.clone();
         let config = self.config.clone();
@@ -445,7 +501,8 @@ impl Runner {
             None => None,
         };
         let (checkpoint, applied, last) = tokio::task::spawn_blocking(move || {
-            apply_batch(
+            fold_and_commit(
+                fail_midway,
                 &*projection,
                 &tree,
                 &config,
@@ -478,8 +535,32 @@ impl Runner {
 
 /// The fold of one batch: every record applied on top of the tree, with
 /// per-event isolation (a failing or panicking apply leaves only a dead
-/// letter), then state and checkpoint committed in one sled batch.
+/// letter), then state and checkpoint committed together ([`commit`]).
 pub fn apply_batch(
+    projection: &dyn Projection,
+    tree: &sled::Tree,
+    config: &RunnerConfig,
+    records: &[LogRecord],
+    checkpoint: &mut Checkpoint,
+    applied: &mut u64,
+    last_event_at: &mut Option<String>,
+) -> Result<(), Error> {
+    fold_and_commit(
+        false,
+        projection,
+        tree,
+        config,
+        records,
+        checkpoint,
+        applied,
+        last_event_at,
+    )
+}
+
+/// [`apply_batch`], whose commit fails halfway when `fail_midway` (tests).
+#[allow(clippy::too_many_arguments)]
+fn fold_and_commit(
+    fail_midway: bool,
     projection: &dyn Projection,
     tree: &sled::Tree,
     config: &RunnerConfig,
@@ -561,28 +642,22 @@ pub fn apply_batch(
             *last_event_at = Some(crm_events::format_time(&event.occurred_at));
         }
     }
-    tx.put_reserved(
-        META_CHECKPOINT.to_vec(),
-        serde_json::to_vec(&*checkpoint).expect("json"),
-    );
     tx.put_reserved(META_APPLIED.to_vec(), applied.to_le_bytes().to_vec());
     if let Some(l) = last_event_at {
         tx.put_reserved(META_LAST_EVENT_AT.to_vec(), l.as_bytes().to_vec());
     }
-    let mut batch = sled::Batch::default();
-    let mut keys = 0usize;
-    for (k, v) in tx.into_changes().0 {
-        keys += 1;
-        match v {
-            Some(v) => batch.insert(k, v),
-            None => batch.remove(k),
-        }
-    }
     let folded = started.elapsed();
-    tree.apply_batch(batch)?;
+    // Written ahead, then key by key, the checkpoint last (see `commit`):
+    // no write takes sled's process-wide lock exclusively, so queries and
+    // the other read models go on while it runs.
+    let writes = tx.into_changes().0;
+    let checkpoint_json = serde_json::to_vec(&*checkpoint).expect("json");
+    let keys = if fail_midway {
+        commit::commit_failing_midway(tree, writes, checkpoint_json)?
+    } else {
+        commit::commit(tree, writes, checkpoint_json)?
+    };
     let committed = started.elapsed() - folded;
-    // The commit takes sled's process-wide lock: every query and every other
-    // read model waits while it waits for the lock and while it holds it.
     metrics::histogram!("crm_projection_commit_seconds", "projection" => projection.name())
         .record(committed.as_secs_f64());
     tracing::debug!(

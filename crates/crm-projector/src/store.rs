@@ -3,8 +3,9 @@
 //! One sled database (`DATA_DIR/store`) holds one tree per projection. Each
 //! tree holds the projection's own keys plus reserved ones (first byte 0x00):
 //! `\0meta/format`, `\0meta/checkpoint`, `\0meta/applied`,
-//! `\0meta/last_event_at`, and dead letters under `\0dl/`. The checkpoint is
-//! written in the same atomic sled batch as the state it covers.
+//! `\0meta/last_event_at`, dead letters under `\0dl/`, and the batch being
+//! committed under `\0redo/`. The checkpoint is committed with the state it
+//! covers ([`crate::commit`]).
 //!
 //! sled is never the source of truth: a store that cannot be opened, a tree
 //! of another format version, or a tree whose metadata cannot be read is
@@ -68,6 +69,8 @@ struct Inner {
     cache_bytes: u64,
     /// Commits still to fail on purpose (tests of recovery).
     injected_failures: AtomicU32,
+    /// Commits still to fail halfway through their writes (tests of recovery).
+    injected_midway: AtomicU32,
 }
 
 /// What opening a store does with one it cannot read.
@@ -108,6 +111,7 @@ impl Store {
                 dir: dir.to_path_buf(),
                 cache_bytes,
                 injected_failures: AtomicU32::new(0),
+                injected_midway: AtomicU32::new(0),
             }),
         })
     }
@@ -235,15 +239,32 @@ impl Store {
         self.inner.injected_failures.store(n, Ordering::SeqCst);
     }
 
+    /// Makes the next `n` batch commits fail halfway through their writes,
+    /// after the batch was written ahead, as a crash or a failing disk
+    /// would leave them (tests of the recovery).
+    #[doc(hidden)]
+    pub fn inject_commit_failures_midway(&self, n: u32) {
+        self.inner.injected_midway.store(n, Ordering::SeqCst);
+    }
+
     /// Whether this commit is to fail on purpose (see
     /// [`Store::inject_commit_failures`]).
     pub(crate) fn injected_failure(&self) -> Option<Error> {
-        self.inner
-            .injected_failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .ok()
-            .map(|_| Error::Other("injected store failure (test)".into()))
+        take_one(&self.inner.injected_failures)
+            .then(|| Error::Other("injected store failure (test)".into()))
     }
+
+    /// Whether this commit is to fail halfway (see
+    /// [`Store::inject_commit_failures_midway`]).
+    pub(crate) fn injected_midway_failure(&self) -> bool {
+        take_one(&self.inner.injected_midway)
+    }
+}
+
+/// Takes one from a counter of injected failures; false when none is left.
+fn take_one(n: &AtomicU32) -> bool {
+    n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 fn open_db(dir: &Path, cache_bytes: u64, damaged: WhenDamaged) -> Result<sled::Db, Error> {
@@ -401,7 +422,10 @@ pub fn digest(kv: &dyn KvRead) -> Result<String, StoreError> {
         let page = kv.scan(b"", after.as_deref(), 4096)?;
         let done = page.len() < 4096;
         for (k, v) in &page {
-            if k.starts_with(META_PREFIX) || k.starts_with(SEEN_PREFIX) {
+            if k.starts_with(META_PREFIX)
+                || k.starts_with(SEEN_PREFIX)
+                || k.starts_with(crate::commit::REDO_PREFIX)
+            {
                 continue;
             }
             h.update(&(k.len() as u64).to_le_bytes());

@@ -249,3 +249,119 @@ async fn a_failed_store_is_reopened_and_the_projections_resume() {
     assert_eq!(s.events_applied, 3);
     projector.stop().await;
 }
+
+/// Ten events on ten cases, published before any projection runs, so that
+/// the first batch holds them all and its commit writes ten counters.
+async fn ten_cases(log: &dyn Log) -> Token {
+    publish(
+        log,
+        (0..10)
+            .map(|i| note(&format!("m{i}"), &format!("c{i}"), "ok"))
+            .collect(),
+    )
+    .await
+}
+
+fn each_counted_once(kv: &dyn KvRead) {
+    for i in 0..10 {
+        assert_eq!(count(kv, &format!("c{i}")), 1, "case c{i}");
+    }
+}
+
+/// A commit is written ahead and then key by key (`commit`): one that
+/// fails halfway, after some of the counters were written, is completed
+/// from what was written ahead when the store is reopened, and no event is
+/// counted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_cut_short_is_completed_when_the_store_is_reopened() {
+    let d = tempfile::tempdir().unwrap();
+    let log: Arc<dyn Log> =
+        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
+    let token = ten_cases(&*log).await;
+    let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
+    store.inject_commit_failures_midway(1);
+    let projector = start(&store, &log, 1);
+    assert!(wait_for(&projector.handles, &token, Duration::from_secs(30)).await);
+    let h = projector.handle("counter").unwrap().clone();
+    each_counted_once(&h.kv());
+    assert_eq!(h.status().events_applied, 10);
+    projector.stop().await;
+}
+
+/// The same failure seen by a runner on its own (no projector to reopen
+/// the store): it reads its progress back before the next batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_reads_a_commit_cut_short_back_before_going_on() {
+    let d = tempfile::tempdir().unwrap();
+    let log: Arc<dyn Log> =
+        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
+    let token = ten_cases(&*log).await;
+    let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
+    store.inject_commit_failures_midway(1);
+    let (runner, handle) = crm_projector::Runner::new(
+        &store,
+        "counter",
+        Arc::new(Counter { version: 1 }),
+        log.clone(),
+        RunnerConfig::default(),
+    )
+    .unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(runner.run(stopped));
+    let handles = [handle.clone()];
+    assert!(wait_for(&handles, &token, Duration::from_secs(30)).await);
+    each_counted_once(&handle.kv());
+    assert_eq!(handle.status().events_applied, 10);
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+/// A process that stopped in the middle of a commit: the next start
+/// completes the batch before anything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_cut_short_by_a_crash_is_completed_at_the_next_start() {
+    let d = tempfile::tempdir().unwrap();
+    let log: Arc<dyn Log> =
+        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
+    let token = ten_cases(&*log).await;
+    let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
+    // Every commit fails halfway; the runner stops at the first failure.
+    store.inject_commit_failures_midway(u32::MAX);
+    {
+        let (runner, handle) = crm_projector::Runner::new(
+            &store,
+            "counter",
+            Arc::new(Counter { version: 1 }),
+            log.clone(),
+            RunnerConfig::default(),
+        )
+        .unwrap();
+        let failed = Arc::new(tokio::sync::Notify::new());
+        let runner = runner.notify_store_failure(failed.clone());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(runner.run(stopped));
+        tokio::time::timeout(Duration::from_secs(30), failed.notified())
+            .await
+            .expect("the commit failed");
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        // Half the counters are written; the checkpoint is not.
+        let kv = handle.kv();
+        let written = (0..10)
+            .filter(|i| count(&kv, &format!("c{i}")) == 1)
+            .count();
+        assert!(
+            (1..10).contains(&written),
+            "{written} of 10 counters written before the failure"
+        );
+    }
+    store.inject_commit_failures_midway(0);
+    let projector = start(&store, &log, 1);
+    let h = projector.handle("counter").unwrap().clone();
+    // Complete before any event was read again: at start, not by replay.
+    assert_eq!(h.status().events_applied, 10);
+    each_counted_once(&h.kv());
+    assert!(wait_for(&projector.handles, &token, Duration::from_secs(30)).await);
+    each_counted_once(&h.kv());
+    projector.stop().await;
+}

@@ -315,10 +315,30 @@ pub(crate) fn load_and_derive(
     cfg: &Config,
     r: &str,
 ) -> Result<Option<crate::derive::Derivation>, StoreError> {
+    load_and_derive_with(kv, k, cfg, r, None)
+}
+
+/// [`load_and_derive`], with `member` counted in `r`'s group even when
+/// the group does not list it yet. A query sees a batch's writes one key
+/// at a time: a merge's `me/` (`member`'s root is `r`) is written before
+/// its `mi/` (`r`'s group lists `member`), and the contact must not vanish
+/// in between.
+pub(crate) fn load_and_derive_with(
+    kv: &dyn KvRead,
+    k: &str,
+    cfg: &Config,
+    r: &str,
+    member: Option<&str>,
+) -> Result<Option<crate::derive::Derivation>, StoreError> {
     if graph::root(kv, r)? != r {
         return Ok(None);
     }
-    let group = graph::group(kv, r)?;
+    let mut group = graph::group(kv, r)?;
+    if let Some(m) = member {
+        if let Err(at) = group.binary_search_by(|g| g.as_str().cmp(m)) {
+            group.insert(at, m.to_string());
+        }
+    }
     let mut facts = Vec::new();
     for u in &group {
         if let Some(f) =

@@ -622,7 +622,8 @@ pub fn contact(
         return Ok(None);
     };
     let r = crate::graph::root(kv, customer_id)?;
-    let Some(d) = crate::fold::load_and_derive(kv, campaign_id, &cfg, &r)? else {
+    let Some(d) = crate::fold::load_and_derive_with(kv, campaign_id, &cfg, &r, Some(customer_id))?
+    else {
         return Ok(None);
     };
     Ok(Some(ContactDetail {

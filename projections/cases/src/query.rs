@@ -581,6 +581,10 @@ fn next_match(
     Ok(Some(candidate))
 }
 
+/// The record an index entry names. A query may see a batch's writes one
+/// key at a time (crm-projector's `commit`), but never an index entry
+/// without its record: the record `c/` sorts before every index `x/`, so it
+/// is written first, and it is never removed. So a missing record is damage.
 fn record_of(kv: &dyn KvRead, encoded_case: &[u8]) -> Result<CaseRecord, QueryError> {
     let key = [keys::CASE, encoded_case].concat();
     get_json::<CaseRecord>(kv, &key)?.ok_or_else(|| {
