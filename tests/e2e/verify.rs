@@ -10,19 +10,30 @@ use serde_json::{json, Value};
 
 use crate::support::{get_json, Server, BIN};
 
-/// Waits until every projection of `server` is live with lag 0.
+/// Waits until every projection of `server` is live with lag 0. Fails when
+/// they make no progress for two minutes (a debug build applies a long
+/// backlog slowly, e.g. after many crash rounds, but steadily).
 pub async fn wait_caught_up(server: &Server) {
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut deadline = Instant::now() + Duration::from_secs(120);
+    let mut applied = 0u64;
     loop {
         let ps: Value = get_json(&client, server.url("/v1/projections")).await;
         let all = ps.as_array().unwrap();
         if all.iter().all(|p| p["status"] == "live" && p["lag"] == 0) {
             return;
         }
+        let now: u64 = all
+            .iter()
+            .filter_map(|p| p["events_applied"].as_u64())
+            .sum();
+        if now > applied {
+            applied = now;
+            deadline = Instant::now() + Duration::from_secs(120);
+        }
         assert!(
             Instant::now() < deadline,
-            "read models did not catch up: {ps}"
+            "read models did not catch up (no progress for 120 s): {ps}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -739,17 +739,22 @@ struct ProjectionInfo {
     lag: Option<u64>,
 }
 
+/// `GET /v1/projections`.
+async fn projection_infos(client: &reqwest::Client, url: &str) -> Result<Vec<ProjectionInfo>> {
+    Ok(client
+        .get(format!("{url}/v1/projections"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
 /// Waits until no projection of the server lags behind its log.
 async fn wait_no_lag(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        let infos: Vec<ProjectionInfo> = client
-            .get(format!("{url}/v1/projections"))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let infos = projection_infos(client, url).await?;
         if infos.iter().all(|i| i.lag.unwrap_or(0) == 0) {
             return Ok(());
         }
@@ -763,14 +768,8 @@ async fn wait_no_lag(client: &reqwest::Client, url: &str, timeout: Duration) -> 
 /// Events in the server's log, as its projections see it (what each has
 /// applied plus its lag); `None` when it runs no projection.
 async fn logged(client: &reqwest::Client, url: &str) -> Result<Option<u64>> {
-    let infos: Vec<ProjectionInfo> = client
-        .get(format!("{url}/v1/projections"))
-        .send()
+    Ok(projection_infos(client, url)
         .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok(infos
         .iter()
         .map(|i| {
             let applied: u64 = i
@@ -793,13 +792,7 @@ async fn applied(
     client: &reqwest::Client,
     url: &str,
 ) -> Result<Option<BTreeMap<u32, Option<u64>>>> {
-    let infos: Vec<ProjectionInfo> = client
-        .get(format!("{url}/v1/projections"))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let infos = projection_infos(client, url).await?;
     if infos.is_empty() {
         return Ok(None);
     }

@@ -79,6 +79,7 @@ fn fold_all(records: &[LogRecord], projections: &[Arc<dyn Projection>]) -> Durat
                 &mut cp,
                 &mut applied,
                 &mut last,
+                false,
             )
             .unwrap();
         }

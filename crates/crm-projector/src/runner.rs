@@ -131,12 +131,7 @@ impl Handle {
         runner.status = self.status.clone();
         *self.applied.write().expect("lock") = runner.applied_tx.subscribe();
         *self.tree.write().expect("lock") = Some(runner.tree.clone());
-        let mut s = self.status.lock().expect("lock");
-        s.status = State::Live;
-        s.error = None;
-        s.checkpoint = runner.checkpoint.clone();
-        s.events_applied = runner.applied_count;
-        s.last_event_at = runner.last_event_at.clone();
+        runner.show_live();
     }
     pub fn status(&self) -> Status {
         self.status.lock().expect("lock").clone()
@@ -435,6 +430,16 @@ impl Runner {
         Ok(())
     }
 
+    /// Shows the runner live at its progress in its status.
+    fn show_live(&self) {
+        let mut s = self.status.lock().expect("lock");
+        s.status = State::Live;
+        s.error = None;
+        s.checkpoint = self.checkpoint.clone();
+        s.events_applied = self.applied_count;
+        s.last_event_at = self.last_event_at.clone();
+    }
+
     /// Reads the tree's progress back after a failed commit, completing
     /// the batch if it was written ahead (see `commit`).
     async fn reload(&mut self) -> Result<(), Error> {
@@ -449,14 +454,7 @@ impl Runner {
         self.applied_count = meta.applied;
         self.last_event_at = meta.last_event_at;
         self.unsure = false;
-        {
-            let mut s = self.status.lock().expect("lock");
-            s.status = State::Live;
-            s.error = None;
-            s.checkpoint = self.checkpoint.clone();
-            s.events_applied = self.applied_count;
-            s.last_event_at = self.last_event_at.clone();
-        }
+        self.show_live();
         // A completed batch is now visible to those waiting for it.
         self.applied_tx.send_replace(self.checkpoint.clone());
         Ok(())
@@ -501,8 +499,7 @@ impl Runner {
             None => None,
         };
         let (checkpoint, applied, last) = tokio::task::spawn_blocking(move || {
-            fold_and_commit(
-                fail_midway,
+            apply_batch(
                 &*projection,
                 &tree,
                 &config,
@@ -510,6 +507,7 @@ impl Runner {
                 &mut checkpoint,
                 &mut applied,
                 &mut last,
+                fail_midway,
             )
             .map(|()| (checkpoint, applied, last))
         })
@@ -517,17 +515,10 @@ impl Runner {
         .map_err(|e| Error::Other(format!("projection task failed: {e}")))??;
         self.checkpoint = checkpoint.clone();
         self.applied_count = applied;
-        self.last_event_at = last.clone();
+        self.last_event_at = last;
         metrics::counter!("crm_projection_events_total", "projection" => self.projection.name())
             .increment(n as u64);
-        {
-            let mut s = self.status.lock().expect("lock");
-            s.status = State::Live;
-            s.error = None;
-            s.checkpoint = checkpoint.clone();
-            s.events_applied = applied;
-            s.last_event_at = last;
-        }
+        self.show_live();
         self.applied_tx.send_replace(checkpoint);
         Ok(())
     }
@@ -536,6 +527,9 @@ impl Runner {
 /// The fold of one batch: every record applied on top of the tree, with
 /// per-event isolation (a failing or panicking apply leaves only a dead
 /// letter), then state and checkpoint committed together ([`commit`]).
+/// `fail_midway` is for tests of the recovery only (the commit fails
+/// halfway, see [`Store::inject_commit_failures_midway`]); false otherwise.
+#[allow(clippy::too_many_arguments)]
 pub fn apply_batch(
     projection: &dyn Projection,
     tree: &sled::Tree,
@@ -544,30 +538,7 @@ pub fn apply_batch(
     checkpoint: &mut Checkpoint,
     applied: &mut u64,
     last_event_at: &mut Option<String>,
-) -> Result<(), Error> {
-    fold_and_commit(
-        false,
-        projection,
-        tree,
-        config,
-        records,
-        checkpoint,
-        applied,
-        last_event_at,
-    )
-}
-
-/// [`apply_batch`], whose commit fails halfway when `fail_midway` (tests).
-#[allow(clippy::too_many_arguments)]
-fn fold_and_commit(
     fail_midway: bool,
-    projection: &dyn Projection,
-    tree: &sled::Tree,
-    config: &RunnerConfig,
-    records: &[LogRecord],
-    checkpoint: &mut Checkpoint,
-    applied: &mut u64,
-    last_event_at: &mut Option<String>,
 ) -> Result<(), Error> {
     let started = std::time::Instant::now();
     let base = TreeKv(tree.clone());

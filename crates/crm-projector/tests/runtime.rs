@@ -262,6 +262,31 @@ async fn ten_cases(log: &dyn Log) -> Token {
     .await
 }
 
+/// A fresh log holding [`ten_cases`], and an empty store beside it.
+async fn ten_cases_logged() -> (tempfile::TempDir, Arc<dyn Log>, Store, Token) {
+    let d = tempfile::tempdir().unwrap();
+    let log: Arc<dyn Log> =
+        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
+    let token = ten_cases(&*log).await;
+    let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
+    (d, log, store, token)
+}
+
+/// A runner of the counter with no projector around it.
+fn lone_runner(
+    store: &Store,
+    log: &Arc<dyn Log>,
+) -> (crm_projector::Runner, Arc<crm_projector::Handle>) {
+    crm_projector::Runner::new(
+        store,
+        "counter",
+        Arc::new(Counter { version: 1 }),
+        log.clone(),
+        RunnerConfig::default(),
+    )
+    .unwrap()
+}
+
 fn each_counted_once(kv: &dyn KvRead) {
     for i in 0..10 {
         assert_eq!(count(kv, &format!("c{i}")), 1, "case c{i}");
@@ -274,11 +299,7 @@ fn each_counted_once(kv: &dyn KvRead) {
 /// counted twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_cut_short_is_completed_when_the_store_is_reopened() {
-    let d = tempfile::tempdir().unwrap();
-    let log: Arc<dyn Log> =
-        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
-    let token = ten_cases(&*log).await;
-    let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
+    let (_d, log, store, token) = ten_cases_logged().await;
     store.inject_commit_failures_midway(1);
     let projector = start(&store, &log, 1);
     assert!(wait_for(&projector.handles, &token, Duration::from_secs(30)).await);
@@ -292,20 +313,9 @@ async fn a_commit_cut_short_is_completed_when_the_store_is_reopened() {
 /// the store): it reads its progress back before the next batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runner_reads_a_commit_cut_short_back_before_going_on() {
-    let d = tempfile::tempdir().unwrap();
-    let log: Arc<dyn Log> =
-        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
-    let token = ten_cases(&*log).await;
-    let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
+    let (_d, log, store, token) = ten_cases_logged().await;
     store.inject_commit_failures_midway(1);
-    let (runner, handle) = crm_projector::Runner::new(
-        &store,
-        "counter",
-        Arc::new(Counter { version: 1 }),
-        log.clone(),
-        RunnerConfig::default(),
-    )
-    .unwrap();
+    let (runner, handle) = lone_runner(&store, &log);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(runner.run(stopped));
     let handles = [handle.clone()];
@@ -320,22 +330,11 @@ async fn a_runner_reads_a_commit_cut_short_back_before_going_on() {
 /// completes the batch before anything else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_cut_short_by_a_crash_is_completed_at_the_next_start() {
-    let d = tempfile::tempdir().unwrap();
-    let log: Arc<dyn Log> =
-        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
-    let token = ten_cases(&*log).await;
-    let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
+    let (_d, log, store, token) = ten_cases_logged().await;
     // Every commit fails halfway; the runner stops at the first failure.
     store.inject_commit_failures_midway(u32::MAX);
     {
-        let (runner, handle) = crm_projector::Runner::new(
-            &store,
-            "counter",
-            Arc::new(Counter { version: 1 }),
-            log.clone(),
-            RunnerConfig::default(),
-        )
-        .unwrap();
+        let (runner, handle) = lone_runner(&store, &log);
         let failed = Arc::new(tokio::sync::Notify::new());
         let runner = runner.notify_store_failure(failed.clone());
         let (stop, stopped) = tokio::sync::watch::channel(false);
