@@ -21,9 +21,29 @@ pub type Extra = BTreeMap<String, Value>;
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
         pub enum $name {
             $(#[serde(rename = $text)] $variant),+
+        }
+        /// Read from a string only: serde's derived enums also take
+        /// `{"name": null}`, which the schema does not (see `crate::quick`).
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        write!(f, "one of: {}", [$($text),+].join(", "))
+                    }
+                    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<$name, E> {
+                        match s {
+                            $($text => Ok($name::$variant),)+
+                            _ => Err(E::unknown_variant(s, &[$($text),+])),
+                        }
+                    }
+                }
+                d.deserialize_str(V)
+            }
         }
         impl $name {
             /// Every value, in contract order.
@@ -208,7 +228,11 @@ pub struct CustomerMerge {
 pub struct ConsentGranted {
     pub channel: ConsentChannel,
     pub purpose: ConsentPurpose,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::quick::optional_time",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -311,7 +335,7 @@ string_enum!(
 
 /// How long each phase of an interaction took, in seconds (`interaction.ended` v2).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct Durations {
     /// Ringing before it was answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -337,6 +361,20 @@ pub struct Durations {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0))]
     pub handle_seconds: Option<f64>,
+}
+
+// `remote = "Self"` makes the derived impls inherent functions, so that
+// these can read an object only (`crate::quick::MapOnly`).
+impl Serialize for Durations {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Durations::serialize(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Durations {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Durations::deserialize(crate::quick::MapOnly(d))
+    }
 }
 
 impl Durations {
@@ -410,7 +448,11 @@ pub struct InteractionRecorded {
     pub subject: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<InteractionOutcome>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::quick::optional_time",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ended_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0))]
@@ -456,9 +498,17 @@ pub struct CaseOpened {
     pub related: BTreeMap<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opened_by: Option<OpenedBy>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::quick::optional_time",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub first_response_due: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::quick::optional_time",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub resolve_due: Option<DateTime<Utc>>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -585,9 +635,17 @@ pub struct CampaignCreated {
     pub name: String,
     pub channel: CampaignChannel,
     pub purpose: CampaignPurpose,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::quick::optional_time",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub starts_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::quick::optional_time",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ends_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
@@ -644,7 +702,11 @@ pub struct CampaignAttemptMade {
 ))]
 pub struct CampaignContactOutcome {
     pub outcome: ContactOutcome,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::quick::optional_time",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub callback_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,

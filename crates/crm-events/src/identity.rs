@@ -23,11 +23,25 @@ string_enum!(
 #[derive(
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct Identity {
     pub kind: IdentityKind,
     #[schemars(length(min = 1, max = 256))]
     pub value: String,
+}
+
+// `remote = "Self"` makes the derived impls inherent functions, so that
+// these can read an object only (`crate::quick::MapOnly`).
+impl Serialize for Identity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Identity::serialize(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Identity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Identity::deserialize(crate::quick::MapOnly(d))
+    }
 }
 
 impl Identity {

@@ -12,6 +12,7 @@
 pub mod catalog;
 mod event;
 pub mod identity;
+mod quick;
 pub mod schema;
 pub mod upcast;
 mod validate;
