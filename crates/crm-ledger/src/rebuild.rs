@@ -71,6 +71,9 @@ pub async fn rebuild_into(
         batch_max: 5000,
         filter,
         dedup_event_ids: !log.deduplicates(),
+        // The trees are built from nothing, and a rebuild cut short is run
+        // again from the start: no need to write each batch twice.
+        write_ahead: false,
         ..RunnerConfig::default()
     };
     let mut tasks = Vec::new();
@@ -92,6 +95,9 @@ pub async fn rebuild_into(
         t.await??;
     }
     bar.finish_and_clear();
+    for p in &projections {
+        crm_projector::commit::mark_finished(&store.tree(p.name())?)?;
+    }
     let seconds = started.elapsed().as_secs_f64();
     store.flush()?;
     let mut digests = Vec::new();

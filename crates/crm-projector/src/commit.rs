@@ -34,10 +34,18 @@
 //! its survivor's group. A client that waits for its own writes
 //! (`consistent_with`) waits for the runner's in-memory progress, which
 //! moves only after step 3.
+//!
+//! **A tree built from nothing** (`crm-ledger rebuild`) skips step 1
+//! ([`commit_in_place`]): it is marked unfinished ([`mark_unfinished`])
+//! before its first batch and until the whole build is done
+//! ([`mark_finished`]), and [`finish`] reports a tree still marked as
+//! damaged, so a build cut short is started again from the log rather than
+//! resumed from a batch half-written. That saves writing every batch twice
+//! where nothing has to survive a crash halfway.
 
 use std::collections::BTreeMap;
 
-use crate::store::{Error, META_CHECKPOINT};
+use crate::store::{Error, META_CHECKPOINT, META_UNFINISHED};
 
 /// The runtime's keys of an unfinished batch (skipped by digests).
 pub(crate) const REDO_PREFIX: &[u8] = b"\x00redo/";
@@ -260,11 +268,56 @@ fn commit_to(tree: &impl Kv, writes: Writes, checkpoint: Vec<u8>) -> sled::Resul
     Ok(keys + 1)
 }
 
+/// Commits `writes` and then `checkpoint` into a tree marked unfinished
+/// ([`mark_unfinished`]), without writing them ahead: each write, in key
+/// order, then the checkpoint. Returns the number of keys written. A tree
+/// that is not marked is refused (its batches must be written ahead).
+pub fn commit_in_place(
+    tree: &sled::Tree,
+    writes: Writes,
+    checkpoint: Vec<u8>,
+) -> Result<usize, Error> {
+    if tree.get(META_UNFINISHED)?.is_none() {
+        return Err(Error::Other(
+            "a batch committed in place into a tree not marked unfinished".into(),
+        ));
+    }
+    debug_assert!(!writes.contains_key(META_CHECKPOINT));
+    let keys = writes.len();
+    for (k, v) in writes {
+        match v {
+            Some(v) => tree.insert(k, v).map(drop)?,
+            None => tree.remove(k).map(drop)?,
+        };
+    }
+    tree.insert(META_CHECKPOINT, checkpoint)?;
+    Ok(keys + 1)
+}
+
+/// Marks `tree` as being built from nothing: until [`mark_finished`],
+/// [`finish`] (so every opening of the tree) reports it damaged.
+pub fn mark_unfinished(tree: &sled::Tree) -> Result<(), Error> {
+    tree.insert(META_UNFINISHED, b"being built from the log".as_slice())?;
+    Ok(())
+}
+
+/// Ends what [`mark_unfinished`] began, once every batch of the build is
+/// committed.
+pub fn mark_finished(tree: &sled::Tree) -> Result<(), Error> {
+    tree.remove(META_UNFINISHED)?;
+    Ok(())
+}
+
 /// Completes the batch `tree` was committing when it stopped (a crash, or an
 /// I/O error), if any: its writes, then its checkpoint. Returns whether
 /// there was one. An error that is not sled's means the batch written ahead
 /// is damaged; the caller treats the tree as damaged (it is rebuilt).
 pub fn finish(tree: &sled::Tree) -> Result<bool, FinishError> {
+    if tree.get(META_UNFINISHED)?.is_some() {
+        return Err(FinishError::Damaged(
+            "a build from the log that did not finish".into(),
+        ));
+    }
     let Some(head) = tree.get(REDO_HEAD)? else {
         return Ok(false);
     };
@@ -476,5 +529,26 @@ mod tests {
         assert!(matches!(finish(&t), Err(FinishError::Damaged(_))));
         t.remove(chunk_key(1)).unwrap();
         assert!(matches!(finish(&t), Err(FinishError::Damaged(_))));
+    }
+
+    #[test]
+    fn a_tree_built_in_place_is_damaged_until_marked_finished() {
+        let (_db, t) = tree();
+        // Only into a tree marked unfinished.
+        assert!(commit_in_place(&t, writes(10, 5), b"cp1".to_vec()).is_err());
+        assert!(t.is_empty());
+        mark_unfinished(&t).unwrap();
+        assert_eq!(
+            commit_in_place(&t, writes(10, 5), b"cp1".to_vec()).unwrap(),
+            11
+        );
+        assert!(!t.contains_key(REDO_HEAD).unwrap(), "nothing written ahead");
+        assert_eq!(
+            t.get(META_CHECKPOINT).unwrap().as_deref(),
+            Some(&b"cp1"[..])
+        );
+        assert!(matches!(finish(&t), Err(FinishError::Damaged(_))));
+        mark_finished(&t).unwrap();
+        assert!(!finish(&t).unwrap());
     }
 }

@@ -365,6 +365,12 @@ async fn rebuild_slot(
         + 1;
     let fresh = format!("{name}@{generation}");
     store.drop_tree(&fresh)?;
+    // Built from nothing, and dropped if the process stops before the swap:
+    // its batches need not be written ahead until it is live.
+    let config = RunnerConfig {
+        write_ahead: false,
+        ..config
+    };
     let (mut runner, _) = Runner::new(
         store,
         &fresh,
@@ -402,6 +408,7 @@ async fn rebuild_slot(
     }
     let end = log.end().await?;
     runner.run_until(&end, |_| {}).await?;
+    runner.finish_build()?;
     store.set_live_tree(name, &fresh)?;
     store.flush_async().await?;
     slot.handle.attach(&mut runner);

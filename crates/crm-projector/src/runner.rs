@@ -49,6 +49,12 @@ pub struct RunnerConfig {
     /// How the projections share the cores with ingest in this process
     /// (`None`: each applies whenever it has events).
     pub lanes: Option<Lanes>,
+    /// Write each batch ahead before its keys (see [`crate::commit`]). Off
+    /// only for a tree built from nothing whose build is started again if
+    /// cut short (`crm-ledger rebuild`): the runner then needs an empty
+    /// tree, marks it unfinished, and its owner calls
+    /// [`crate::commit::mark_finished`] when every runner is done.
+    pub write_ahead: bool,
 }
 
 impl Default for RunnerConfig {
@@ -59,6 +65,7 @@ impl Default for RunnerConfig {
             filter: EventFilter::default(),
             dedup_event_ids: false,
             lanes: None,
+            write_ahead: true,
         }
     }
 }
@@ -285,6 +292,18 @@ impl Runner {
         self
     }
 
+    /// Ends a build from nothing committed in place (`write_ahead` off): the
+    /// tree is marked finished, and the batches after this are written
+    /// ahead. Call once every batch of the build is committed, before the
+    /// tree is relied on (an online rebuild: before it becomes live).
+    pub fn finish_build(&mut self) -> Result<(), Error> {
+        if !self.config.write_ahead {
+            commit::mark_finished(&self.tree)?;
+            self.config.write_ahead = true;
+        }
+        Ok(())
+    }
+
     /// Prepares `projection` in `store` and returns its runner and handle.
     pub fn new(
         store: &Store,
@@ -295,6 +314,16 @@ impl Runner {
     ) -> Result<(Runner, Arc<Handle>), Error> {
         let tree = store.tree(tree_name)?;
         let meta = prepare_tree(&tree, &*projection)?;
+        if !config.write_ahead {
+            // Batches committed in place: only into a tree built from
+            // nothing, marked so that a build cut short starts again.
+            if meta.checkpoint != Checkpoint::default() || meta.applied != 0 {
+                return Err(Error::Other(format!(
+                    "{tree_name}: a read model that is not empty must be committed written ahead"
+                )));
+            }
+            commit::mark_unfinished(&tree)?;
+        }
         let (applied_tx, applied_rx) = watch::channel(meta.checkpoint.clone());
         let status = Arc::new(Mutex::new(Status {
             name: projection.name().to_string(),
@@ -625,8 +654,10 @@ pub fn apply_batch(
     let checkpoint_json = serde_json::to_vec(&*checkpoint).expect("json");
     let keys = if fail_midway {
         commit::commit_failing_midway(tree, writes, checkpoint_json)?
-    } else {
+    } else if config.write_ahead {
         commit::commit(tree, writes, checkpoint_json)?
+    } else {
+        commit::commit_in_place(tree, writes, checkpoint_json)?
     };
     let committed = started.elapsed() - folded;
     metrics::histogram!("crm_projection_commit_seconds", "projection" => projection.name())

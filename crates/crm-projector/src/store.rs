@@ -24,6 +24,9 @@ pub(crate) const META_CHECKPOINT: &[u8] = b"\x00meta/checkpoint";
 pub(crate) const META_APPLIED: &[u8] = b"\x00meta/applied";
 pub(crate) const META_LAST_EVENT_AT: &[u8] = b"\x00meta/last_event_at";
 pub(crate) const META_PREFIX: &[u8] = b"\x00meta/";
+/// Present while a tree is built from nothing without writing ahead
+/// (`commit::mark_unfinished`).
+pub(crate) const META_UNFINISHED: &[u8] = b"\x00meta/unfinished";
 /// The tree of registry entries `live/<name>` -> tree name.
 const REGISTRY: &str = "registry";
 

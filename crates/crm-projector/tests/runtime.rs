@@ -364,3 +364,63 @@ async fn a_commit_cut_short_by_a_crash_is_completed_at_the_next_start() {
     each_counted_once(&h.kv());
     projector.stop().await;
 }
+
+/// A tree built from nothing without writing ahead (`crm-ledger rebuild`)
+/// and cut short in the middle of a batch: the next start finds it marked
+/// unfinished, clears it and builds it again from the log, so nothing the
+/// half-written batch left is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_in_place_cut_short_is_built_again_at_the_next_start() {
+    let (_d, log, store, token) = ten_cases_logged().await;
+    {
+        let config = RunnerConfig {
+            write_ahead: false,
+            ..RunnerConfig::default()
+        };
+        let (mut runner, handle) = crm_projector::Runner::new(
+            &store,
+            "counter",
+            Arc::new(Counter { version: 1 }),
+            log.clone(),
+            config,
+        )
+        .unwrap();
+        let end = log.end().await.unwrap();
+        runner.run_until(&end, |_| {}).await.unwrap();
+        each_counted_once(&handle.kv());
+        // The process stops halfway through a next batch: one counter
+        // written, no checkpoint, and the build never marked finished.
+        let tree = store.tree("counter").unwrap();
+        tree.insert(b"n/c0", serde_json::to_vec(&2u64).unwrap())
+            .unwrap();
+        assert_eq!(count(&handle.kv(), "c0"), 2);
+    }
+    let projector = start(&store, &log, 1);
+    assert!(wait_for(&projector.handles, &token, Duration::from_secs(30)).await);
+    let h = projector.handle("counter").unwrap().clone();
+    each_counted_once(&h.kv());
+    assert_eq!(h.status().events_applied, 10);
+    projector.stop().await;
+}
+
+/// Only an empty read model is built without writing ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_model_with_progress_is_never_committed_in_place() {
+    let (_d, log, store, _token) = ten_cases_logged().await;
+    let (mut runner, _handle) = lone_runner(&store, &log);
+    let end = log.end().await.unwrap();
+    runner.run_until(&end, |_| {}).await.unwrap();
+    drop(runner);
+    let config = RunnerConfig {
+        write_ahead: false,
+        ..RunnerConfig::default()
+    };
+    let refused = crm_projector::Runner::new(
+        &store,
+        "counter",
+        Arc::new(Counter { version: 1 }),
+        log.clone(),
+        config,
+    );
+    assert!(refused.is_err());
+}
