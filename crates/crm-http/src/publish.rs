@@ -193,7 +193,7 @@ fn check(state: &AppState, input: &Input<'_>, now: chrono::DateTime<Utc>) -> Che
 const PARALLEL_FROM: usize = 64;
 
 /// The threads that validate and encode the events of large publishes: one
-/// per core. A request of 1,000 events is about 10 ms of CPU on one core
+/// per core. A request of 1,000 events is about 5-6 ms of CPU on one core
 /// (docs/performance.md); split across the cores it is answered in about
 /// half that when the machine is not saturated. The pool is shared by all
 /// publishes, so validation never takes more than the machine's cores, and

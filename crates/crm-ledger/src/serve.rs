@@ -128,6 +128,9 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
         // answered (crm_projector::lanes).
         let ingest_activity =
             (publishes && projects && args.projection_lanes > 0).then(IngestActivity::new);
+        // The folds yield the CPU to queries and publishes (a process that
+        // only projects has nothing to yield to, and loses nothing).
+        crm_projector::set_fold_priority(args.projection_nice);
         let config = RunnerConfig {
             // Kafka cannot refuse a re-published event_id: the projections
             // skip an event_id they have applied already.

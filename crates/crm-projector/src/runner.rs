@@ -527,7 +527,7 @@ impl Runner {
             }
             None => None,
         };
-        let (checkpoint, applied, last) = tokio::task::spawn_blocking(move || {
+        let (checkpoint, applied, last) = on_fold_thread(move || {
             apply_batch(
                 &*projection,
                 &tree,
@@ -671,4 +671,104 @@ pub fn apply_batch(
         "batch applied"
     );
     Ok(())
+}
+
+/// The nice value of the threads that fold and commit batches (0: they run
+/// on tokio's blocking pool at the process's priority). See
+/// [`set_fold_priority`].
+static FOLD_NICE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Makes every batch of this process fold and commit on threads of their
+/// own (one per core) at nice value `nice` (Linux; elsewhere the threads
+/// keep the process's priority). A server that answers queries sets it
+/// (`serve --projection-nice`, 10 by default): a query then takes the CPU
+/// from a fold at once instead of waiting for the scheduler to share it,
+/// and the folds still get every cycle nothing else wants. Since no commit
+/// takes sled's process-wide lock exclusively (see [`crate::commit`]), a
+/// fold that waits for the CPU holds up no query. Call before the first
+/// batch; later calls do not move threads already started.
+pub fn set_fold_priority(nice: i32) {
+    FOLD_NICE.store(nice, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Runs `f` (a batch's fold and commit) off the async runtime: on the fold
+/// threads when [`set_fold_priority`] asked for them, on tokio's blocking
+/// pool otherwise. A panic comes back as an error, as a failed task would.
+async fn on_fold_thread<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, String> {
+    let nice = FOLD_NICE.load(std::sync::atomic::Ordering::Relaxed);
+    if nice == 0 {
+        return tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| e.to_string());
+    }
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .thread_name(|i| format!("fold-{i}"))
+            .start_handler(move |_| lower_this_threads_priority(nice))
+            .build()
+            .expect("the fold threads start")
+    });
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    pool.spawn(move || {
+        let result = std::panic::catch_unwind(AssertUnwindSafe(f))
+            .map_err(|_| "a batch's fold or commit panicked".to_string());
+        let _ = tx.send(result);
+    });
+    rx.await.map_err(|e| e.to_string())?
+}
+
+/// Sets the calling thread's nice value (Linux: `setpriority` on its thread
+/// id; elsewhere nothing).
+fn lower_this_threads_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority take and return plain integers;
+        // the `who` of PRIO_PROCESS is a thread id on Linux, so only this
+        // thread changes.
+        let rc = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+        };
+        if rc != 0 {
+            tracing::debug!(
+                error = %std::io::Error::last_os_error(),
+                "could not lower the priority of a fold thread"
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod fold_thread_tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn folds_run_on_their_own_lower_priority_threads_and_a_panic_is_an_error() {
+        set_fold_priority(10);
+        let (name, nice) = on_fold_thread(|| {
+            // SAFETY: plain integers in and out; the thread id names this
+            // thread only.
+            let nice =
+                unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+            (std::thread::current().name().map(str::to_string), nice)
+        })
+        .await
+        .unwrap();
+        assert!(
+            name.as_deref().unwrap_or("").starts_with("fold-"),
+            "{name:?}"
+        );
+        // At least 10: a process started at a higher nice value keeps it.
+        assert!(nice >= 10, "nice {nice}");
+        let failed = on_fold_thread(|| -> u8 { panic!("a fold that panics (test)") }).await;
+        assert!(failed.is_err());
+        // The pool goes on after a panic.
+        assert_eq!(on_fold_thread(|| 7).await, Ok(7));
+    }
 }
