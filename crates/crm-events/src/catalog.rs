@@ -364,18 +364,8 @@ pub struct Durations {
 }
 
 // `remote = "Self"` makes the derived impls inherent functions, so that
-// these can read an object only (`crate::quick::MapOnly`).
-impl Serialize for Durations {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        Durations::serialize(self, s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Durations {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Durations::deserialize(crate::quick::MapOnly(d))
-    }
-}
+// the struct is read from an object only.
+crate::quick::object_only_serde!(Durations);
 
 impl Durations {
     pub fn is_empty(&self) -> bool {

@@ -31,18 +31,8 @@ pub struct Identity {
 }
 
 // `remote = "Self"` makes the derived impls inherent functions, so that
-// these can read an object only (`crate::quick::MapOnly`).
-impl Serialize for Identity {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        Identity::serialize(self, s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Identity {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Identity::deserialize(crate::quick::MapOnly(d))
-    }
-}
+// the struct is read from an object only.
+crate::quick::object_only_serde!(Identity);
 
 impl Identity {
     /// Builds an identity, normalising the value.

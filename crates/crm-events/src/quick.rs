@@ -447,6 +447,25 @@ pub(crate) fn optional_time<'de, D: Deserializer<'de>>(
 
 // ------------------------------------------------------------------ shapes
 
+/// The `Serialize` and `Deserialize` of a struct whose derives are declared
+/// `#[serde(remote = "Self")]` (so they are inherent functions): serialised
+/// as derived, read from an object only ([`MapOnly`]).
+macro_rules! object_only_serde {
+    ($t:ty) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                <$t>::serialize(self, s)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                <$t>::deserialize($crate::quick::MapOnly(d))
+            }
+        }
+    };
+}
+pub(crate) use object_only_serde;
+
 /// Hands a derived struct's visitor to the inner deserializer as a map
 /// only. serde's derived `Deserialize` for a struct also reads a JSON array
 /// of the fields in order; the schema wants an object, and so does the

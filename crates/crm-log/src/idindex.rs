@@ -754,27 +754,14 @@ fn flush_mem(
 /// The nice value of the index's background threads.
 const BACKGROUND_NICE: i32 = 10;
 
-/// Makes the calling thread yield the CPU to the server's other threads
-/// (Linux: its own nice value; elsewhere nothing). Writing a run out sorts
-/// and encodes hundreds of thousands of entries, tens of milliseconds of
-/// CPU that has seconds to finish; at the default priority it took a core
-/// from the publishes' validation at each memtable swap.
+/// Makes the calling thread yield the CPU to the server's other threads.
+/// Writing a run out sorts and encodes hundreds of thousands of entries,
+/// tens of milliseconds of CPU that has seconds to finish; at the default
+/// priority it took a core from the publishes' validation at each memtable
+/// swap.
 fn lower_this_threads_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: gettid and setpriority take and return plain integers;
-        // the `who` of PRIO_PROCESS is a thread id on Linux, so only this
-        // thread changes.
-        let rc = unsafe {
-            let tid = libc::gettid();
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, BACKGROUND_NICE)
-        };
-        if rc != 0 {
-            tracing::debug!(
-                error = %io::Error::last_os_error(),
-                "could not lower the priority of an id index thread"
-            );
-        }
+    if let Err(error) = crate::lower_this_threads_priority(BACKGROUND_NICE) {
+        tracing::debug!(%error, "could not lower the priority of an id index thread");
     }
 }
 

@@ -31,6 +31,29 @@ pub mod testkit;
 
 pub use record::{decode_record_body, encode_record_body};
 
+/// Sets the calling thread's nice value, so that it yields the CPU to the
+/// process's other threads (Linux: `setpriority` on its thread id;
+/// elsewhere nothing). Used for background work: the id index's run
+/// writers here, the read models' folds in `crm-projector`.
+pub fn lower_this_threads_priority(nice: i32) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority take and return plain integers;
+        // the `who` of PRIO_PROCESS is a thread id on Linux, so only this
+        // thread changes.
+        let rc = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+    Ok(())
+}
+
 /// Where an event sits in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Position {

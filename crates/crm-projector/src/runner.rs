@@ -708,7 +708,11 @@ async fn on_fold_thread<R: Send + 'static>(
         rayon::ThreadPoolBuilder::new()
             .num_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
             .thread_name(|i| format!("fold-{i}"))
-            .start_handler(move |_| lower_this_threads_priority(nice))
+            .start_handler(move |_| {
+                if let Err(error) = crm_log::lower_this_threads_priority(nice) {
+                    tracing::debug!(%error, "could not lower the priority of a fold thread");
+                }
+            })
             .build()
             .expect("the fold threads start")
     });
@@ -719,29 +723,6 @@ async fn on_fold_thread<R: Send + 'static>(
         let _ = tx.send(result);
     });
     rx.await.map_err(|e| e.to_string())?
-}
-
-/// Sets the calling thread's nice value (Linux: `setpriority` on its thread
-/// id; elsewhere nothing).
-fn lower_this_threads_priority(nice: i32) {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: gettid and setpriority take and return plain integers;
-        // the `who` of PRIO_PROCESS is a thread id on Linux, so only this
-        // thread changes.
-        let rc = unsafe {
-            let tid = libc::gettid();
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
-        };
-        if rc != 0 {
-            tracing::debug!(
-                error = %std::io::Error::last_os_error(),
-                "could not lower the priority of a fold thread"
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = nice;
 }
 
 #[cfg(all(test, target_os = "linux"))]

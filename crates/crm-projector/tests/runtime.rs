@@ -293,6 +293,17 @@ fn each_counted_once(kv: &dyn KvRead) {
     }
 }
 
+/// Starts a projector and checks that, once it has applied `token`, each of
+/// the ten cases was counted once and ten events applied.
+async fn start_and_see_each_counted_once(store: &Store, log: &Arc<dyn Log>, token: &Token) {
+    let projector = start(store, log, 1);
+    assert!(wait_for(&projector.handles, token, Duration::from_secs(30)).await);
+    let h = projector.handle("counter").unwrap().clone();
+    each_counted_once(&h.kv());
+    assert_eq!(h.status().events_applied, 10);
+    projector.stop().await;
+}
+
 /// A commit is written ahead and then key by key (`commit`): one that
 /// fails halfway, after some of the counters were written, is completed
 /// from what was written ahead when the store is reopened, and no event is
@@ -301,12 +312,7 @@ fn each_counted_once(kv: &dyn KvRead) {
 async fn a_commit_cut_short_is_completed_when_the_store_is_reopened() {
     let (_d, log, store, token) = ten_cases_logged().await;
     store.inject_commit_failures_midway(1);
-    let projector = start(&store, &log, 1);
-    assert!(wait_for(&projector.handles, &token, Duration::from_secs(30)).await);
-    let h = projector.handle("counter").unwrap().clone();
-    each_counted_once(&h.kv());
-    assert_eq!(h.status().events_applied, 10);
-    projector.stop().await;
+    start_and_see_each_counted_once(&store, &log, &token).await;
 }
 
 /// The same failure seen by a runner on its own (no projector to reopen
@@ -395,12 +401,7 @@ async fn a_build_in_place_cut_short_is_built_again_at_the_next_start() {
             .unwrap();
         assert_eq!(count(&handle.kv(), "c0"), 2);
     }
-    let projector = start(&store, &log, 1);
-    assert!(wait_for(&projector.handles, &token, Duration::from_secs(30)).await);
-    let h = projector.handle("counter").unwrap().clone();
-    each_counted_once(&h.kv());
-    assert_eq!(h.status().events_applied, 10);
-    projector.stop().await;
+    start_and_see_each_counted_once(&store, &log, &token).await;
 }
 
 /// Only an empty read model is built without writing ahead.
