@@ -156,12 +156,14 @@ fn assert_each_acknowledged_once(data: &Path, acked: &HashSet<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_ledger_fills_its_disk_publish_answers_507_and_resumes_when_it_grows() {
-    let Some(fs) = Tmpfs::mount(24) else { return };
+    let Some(fs) = Tmpfs::mount(40) else { return };
     let data: PathBuf = fs.path().join("data");
     // The room left for the read models: their store writes each batch
-    // twice (ahead, then key by key; crm-projector's `commit`), and these
-    // events carry 4 KB of text each.
-    let server = Server::start(&data, &["--log-min-free-mb", "12"]).await;
+    // twice (ahead, then key by key; crm-projector's `commit`), these events
+    // carry 4 KB of text each, and read models that lag behind a fast
+    // ingest (their folds yield the CPU) apply batches of up to 2,000 of
+    // them: 8 MB, 16 MB written. 12 MB was enough until session 10.
+    let server = Server::start(&data, &["--log-min-free-mb", "28"]).await;
     let client = reqwest::Client::new();
     let mut acked = HashSet::new();
     let acked_m = Mutex::new(HashSet::new());
