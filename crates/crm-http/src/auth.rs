@@ -113,9 +113,7 @@ fn parse_hash(text: &str) -> Result<[u8; 32], String> {
         ));
     }
     let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex digits");
-    }
+    hex::decode_to_slice(hex, &mut out).expect("64 hex digits");
     Ok(out)
 }
 

@@ -44,8 +44,7 @@ pub enum KeysCommand {
 pub fn new_key() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("crm_{hex}")
+    format!("crm_{}", hex::encode(bytes))
 }
 
 fn line(role: Role, hash: &str, name: Option<&str>) -> String {
