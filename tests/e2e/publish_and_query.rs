@@ -65,6 +65,12 @@ async fn object_array_and_ndjson_bodies_and_read_your_writes() {
     assert!(names.contains(&"cases"), "{projections}");
     let ready = client.get(server.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    let check = ready["store_check"]["state"].as_str().unwrap_or_default();
+    assert!(
+        ["pending", "running", "done"].contains(&check),
+        "/readyz says how far the store check is: {ready}"
+    );
     let metrics = client
         .get(server.url("/metrics"))
         .send()

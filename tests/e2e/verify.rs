@@ -13,6 +13,27 @@ use crate::support::{get_json, Server, BIN};
 /// Waits until every projection of `server` is live with lag 0. Fails when
 /// they make no progress for two minutes (a debug build applies a long
 /// backlog slowly, e.g. after many crash rounds, but steadily).
+/// Waits until the server has read its read-model store whole (it does so
+/// in the background after it starts; `/readyz` says how far), so that
+/// damage at rest has been found and dealt with.
+pub async fn wait_store_checked(server: &Server) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = client.get(server.url("/readyz")).send().await.unwrap();
+        let ok = r.status().is_success();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        if ok && body["store_check"]["state"] == "done" {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the store check did not finish within 120 s: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub async fn wait_caught_up(server: &Server) {
     let client = reqwest::Client::new();
     let mut deadline = Instant::now() + Duration::from_secs(120);

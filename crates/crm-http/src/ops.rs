@@ -234,7 +234,7 @@ pub async fn healthz() -> Json<serde_json::Value> {
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "Log reachable, projections loaded"), (status = 503, body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "Log reachable, projections loaded. `store_check` (with projections) says whether the read models' store was read whole since it was opened: `pending`, `running` (`entries`), `done` (`entries`, `ms`) or `failed` (`error`; the store is then reopened, and moved aside and rebuilt from the log if the damage is still there)"), (status = 503, body = crate::error::ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     if let Some(log) = &state.log {
         log.health().await.map_err(ApiError::from)?;
@@ -254,11 +254,21 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
         e.retry_after = Some(1);
         return Err(e);
     }
-    Ok(Json(serde_json::json!({
+    let mut body = serde_json::json!({
         "status": "ready",
         "log": state.log.as_ref().map(|l| l.backend()).unwrap_or("none (read-only)"),
         "projections": state.projections.iter().map(|h| h.name()).collect::<Vec<_>>(),
-    })))
+    });
+    // Whether the read models' store was read whole since it was opened
+    // (in the background after a start; crm_projector::store).
+    if let Some(p) = state
+        .projector
+        .as_ref()
+        .filter(|_| !state.projections.is_empty())
+    {
+        body["store_check"] = serde_json::to_value(p.store_check()).unwrap_or_default();
+    }
+    Ok(Json(body))
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]

@@ -616,13 +616,18 @@ impl Server {
                 );
             }
             if let Ok(r) = client.get(format!("{}/readyz", server.url)).send().await {
-                if r.status().is_success() {
+                // Measured once the server has read its store whole (in the
+                // background after it is ready), not while it does.
+                let ready = r.status().is_success();
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                let check = body["store_check"]["state"].as_str();
+                if ready && !matches!(check, Some("pending" | "running")) {
                     break;
                 }
             }
             if Instant::now() > deadline {
                 server.stop().await;
-                bail!("the server did not get ready in 300 s");
+                bail!("the server did not get ready (and check its store) in 300 s");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

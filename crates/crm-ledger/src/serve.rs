@@ -57,8 +57,18 @@ pub fn open_embedded_with(config: EmbeddedConfig) -> Result<Arc<EmbeddedLog>> {
     }
 }
 
-fn open_store(data_dir: &std::path::Path, cache_mb: u64) -> Result<Store> {
-    Store::open(&data_dir.join("store"), cache_mb * 1024 * 1024).map_err(|e| {
+/// Opens the read models' store. With `check_later` it is not read whole
+/// before it is used: the projector reads it in the background (a server
+/// with a log; damage found then is rebuilt from the log). A read-only
+/// server, which has no log to rebuild from, reads it first.
+fn open_store(data_dir: &std::path::Path, cache_mb: u64, check_later: bool) -> Result<Store> {
+    let (dir, cache) = (data_dir.join("store"), cache_mb * 1024 * 1024);
+    let opened = if check_later {
+        Store::open_checking_later(&dir, cache)
+    } else {
+        Store::open(&dir, cache)
+    };
+    opened.map_err(|e| {
         if e.to_string().to_lowercase().contains("lock") || e.to_string().contains("WouldBlock") {
             anyhow::anyhow!(
                 "the read models in {} are in use by another crm-ledger process ({e})",
@@ -96,7 +106,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     };
 
     let (state, projector, log, store) = if args.read_only {
-        let store = open_store(data_dir, args.store_cache_mb)?;
+        let store = open_store(data_dir, args.store_cache_mb, false)?;
         let handles = projections
             .into_iter()
             .map(|p| Handle::open_read_only(&store, p))
@@ -112,7 +122,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
         log_config.min_free_bytes = args.log_min_free_mb * 1024 * 1024;
         log_config.index_memtable_ids = args.log_index_memtable_ids;
         let opened = crate::logs::open(&args.log, || open_embedded_with(log_config)).await?;
-        let store = open_store(data_dir, args.store_cache_mb)?;
+        let store = open_store(data_dir, args.store_cache_mb, true)?;
         let dyn_log = opened.log.clone();
         // Roles: ingest takes publishes only; project runs the projectors
         // (and the operations routes); query runs the projectors and answers

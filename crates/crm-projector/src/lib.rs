@@ -29,11 +29,15 @@ pub mod store;
 
 pub use lanes::{IngestActivity, Lanes, Publishing};
 pub use runner::{set_fold_priority, EventFilter, Handle, Runner, RunnerConfig, State, Status};
-pub use store::{digest, Error, Store, TreeKv};
+pub use store::{digest, Error, Store, StoreCheck, TreeKv};
 
 /// How long a tree replaced by an online rebuild stays readable for the
 /// queries that were reading it.
 const OLD_TREE_GRACE: Duration = Duration::from_secs(30);
+
+/// The nice value of the thread that reads a store opened with
+/// [`Store::open_checking_later`] (background work, like the id index's).
+const STORE_CHECK_NICE: i32 = 10;
 
 struct Slot {
     handle: Arc<Handle>,
@@ -53,6 +57,8 @@ struct Shared {
     store_failed: Arc<Notify>,
     /// The store is being reopened: no online rebuild may start.
     recovering: AtomicBool,
+    /// Stops the store check (shutdown).
+    check_stop: Arc<AtomicBool>,
 }
 
 impl Shared {
@@ -71,6 +77,8 @@ pub struct Projector {
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     supervisor: Mutex<Option<JoinHandle<()>>>,
+    /// The thread reading the store whole, when it was opened without.
+    checker: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// Why an online rebuild could not start.
@@ -87,8 +95,32 @@ pub enum RebuildError {
 impl Projector {
     /// Prepares every projection's tree and starts its runner, and a
     /// supervisor that reopens the store when sled fails (see
-    /// [`Projector::recover`]).
+    /// [`supervise`]). A store opened with [`Store::open_checking_later`]
+    /// is read whole on a background thread at nice 10 meanwhile; damage it
+    /// finds is handled like a failed commit (the store is reopened, checked
+    /// before use, moved aside if still damaged, and the read models
+    /// rebuilt from the log). Damage met before that, while the trees
+    /// are prepared, gets the same treatment at once.
     pub fn start(
+        store: &Store,
+        log: Arc<dyn Log>,
+        projections: Vec<Arc<dyn Projection>>,
+        config: RunnerConfig,
+    ) -> Result<Projector, Error> {
+        let unchecked = store.check() == StoreCheck::Pending;
+        match Projector::start_on(store, log.clone(), projections.clone(), config.clone()) {
+            Err(e) if unchecked && e.may_be_damage() => {
+                tracing::warn!(error = %e, store = %store.dir().display(),
+                    "the read-model store failed before it was checked: reading it whole now (moved aside and rebuilt from the log if damaged)");
+                store.close();
+                store.reopen()?;
+                Projector::start_on(store, log, projections, config)
+            }
+            started => started,
+        }
+    }
+
+    fn start_on(
         store: &Store,
         log: Arc<dyn Log>,
         projections: Vec<Arc<dyn Projection>>,
@@ -125,17 +157,27 @@ impl Projector {
             rebuilds: Mutex::new(Vec::new()),
             store_failed: Arc::new(Notify::new()),
             recovering: AtomicBool::new(false),
+            check_stop: Arc::new(AtomicBool::new(false)),
         });
         for (slot, runner) in shared.slots.iter().zip(runners) {
             shared.start_live(slot, runner);
         }
         let supervisor = tokio::spawn(supervise(shared.clone(), shutdown.subscribe()));
+        let checker = (store.check() == StoreCheck::Pending)
+            .then(|| spawn_store_check(&shared))
+            .transpose()?;
         Ok(Projector {
             handles,
             shared,
             shutdown,
             supervisor: Mutex::new(Some(supervisor)),
+            checker: Mutex::new(checker),
         })
+    }
+
+    /// Where the check of the store stands (see [`Store::run_check`]).
+    pub fn store_check(&self) -> StoreCheck {
+        self.shared.store.check()
     }
 
     /// The handle of a projection by name.
@@ -205,12 +247,40 @@ impl Projector {
     /// Stops every runner after its current batch and waits for them.
     pub async fn stop(&self) {
         let _ = self.shutdown.send(true);
+        self.shared.check_stop.store(true, Ordering::SeqCst);
         let supervisor = self.supervisor.lock().expect("lock").take();
         if let Some(t) = supervisor {
             let _ = t.await;
         }
         stop_all(&self.shared).await;
+        // It stops within a stride of entries; it holds the database open
+        // until then.
+        let checker = self.checker.lock().expect("lock").take();
+        if let Some(t) = checker {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
     }
+}
+
+/// Starts the background read of a store opened without it (see
+/// [`Projector::start`]); damage found tells the supervisor.
+fn spawn_store_check(shared: &Arc<Shared>) -> Result<std::thread::JoinHandle<()>, Error> {
+    let store = shared.store.clone();
+    let stop = shared.check_stop.clone();
+    let failed = shared.store_failed.clone();
+    let thread = std::thread::Builder::new()
+        .name("store-check".into())
+        .spawn(move || {
+            if let Err(error) = crm_log::lower_this_threads_priority(STORE_CHECK_NICE) {
+                tracing::debug!(%error, "could not lower the priority of the store check");
+            }
+            if let Err(e) = store.run_check(&stop) {
+                tracing::error!(error = %e, store = %store.dir().display(),
+                    "the read-model store check met damage: reopening the store (moved aside and rebuilt from the log if the damage is still there)");
+                failed.notify_one();
+            }
+        })?;
+    Ok(thread)
 }
 
 /// Waits for the online rebuilds, then stops every live runner.
@@ -262,9 +332,10 @@ async fn supervise(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             return;
         }
         // A notice left over from before the last recovery.
-        let needed = shared.slots.iter().any(|s| {
-            s.handle.status().status == State::Failed || s.live.lock().expect("lock").is_none()
-        });
+        let needed = matches!(shared.store.check(), StoreCheck::Failed { .. })
+            || shared.slots.iter().any(|s| {
+                s.handle.status().status == State::Failed || s.live.lock().expect("lock").is_none()
+            });
         if !needed {
             continue;
         }
@@ -285,14 +356,18 @@ const RECOVERY_PAUSE_MAX: Duration = Duration::from_secs(60);
 
 /// One recovery (see [`supervise`]); false when shutdown came first.
 async fn recover(shared: &Shared, shutdown: &mut watch::Receiver<bool>) -> bool {
-    tracing::warn!("the read-model store failed: reopening it");
+    let why = match shared.store.check() {
+        StoreCheck::Failed { error } => format!(
+            "the read-model store check met damage ({error}); the store is being reopened, and moved aside and rebuilt from the log if the damage is still there"
+        ),
+        _ => "the read-model store failed (an I/O error, e.g. a full disk) and is being reopened"
+            .into(),
+    };
+    tracing::warn!(why, "the read-model store failed: reopening it");
     shared.recovering.store(true, Ordering::SeqCst);
     stop_all(shared).await;
     for slot in &shared.slots {
-        slot.handle.detach(
-            "the read-model store failed (an I/O error, e.g. a full disk) and is being reopened"
-                .into(),
-        );
+        slot.handle.detach(why.clone());
     }
     shared.store.close();
     let mut attempt = 0u32;

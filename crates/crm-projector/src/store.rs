@@ -10,10 +10,22 @@
 //! sled is never the source of truth: a store that cannot be opened, a tree
 //! of another format version, or a tree whose metadata cannot be read is
 //! dropped and rebuilt from the log.
+//!
+//! sled checks a page's CRC when it reads the page, and opening a database
+//! reads only what its recovery needs. A store is therefore read whole once
+//! per open (the *store check*): before the open returns
+//! ([`Store::open`], used offline and read-only), or, for a server, in the
+//! background after it is ready ([`Store::open_checking_later`], then
+//! [`Store::run_check`], which the projector runs): reading a store of
+//! millions of events takes 10 s to a minute, and a server that waits for
+//! it takes no publish meanwhile. Damage found later is handled like a
+//! failed commit: the store is reopened, checked before it is used, moved
+//! aside if damaged, and the read models rebuilt from the log.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use crm_log::Checkpoint;
 use crm_projection::{KvRead, StoreError};
@@ -50,6 +62,28 @@ pub enum Error {
     Other(String),
 }
 
+impl Error {
+    /// Whether the error may come from damage in the store: what sled
+    /// fails with, but for the I/O errors the operating system reports (a
+    /// full disk, a lock held by another process, a failing device), after
+    /// which the store may be perfectly good.
+    pub fn may_be_damage(&self) -> bool {
+        match self {
+            Error::Sled(e) => sled_damage(e),
+            Error::Other(_) => true,
+            Error::Io(_) | Error::Log(_) | Error::Unavailable(_) => false,
+        }
+    }
+}
+
+/// [`Error::may_be_damage`] of a sled error.
+fn sled_damage(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(e) => e.raw_os_error().is_none() && !e.to_string().contains("lock"),
+        _ => true,
+    }
+}
+
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         Error::Other(e.to_string())
@@ -74,7 +108,32 @@ struct Inner {
     injected_failures: AtomicU32,
     /// Commits still to fail halfway through their writes (tests of recovery).
     injected_midway: AtomicU32,
+    /// Whether the open database was read whole (see the module's docs).
+    check: Mutex<StoreCheck>,
+    /// The next store check fails as if it had met damage (tests).
+    injected_check_failure: AtomicBool,
+    /// Times the database was reopened ([`Store::reopen`]).
+    reopens: AtomicU64,
 }
+
+/// Whether the open database was read whole, once per open (see the
+/// module's docs). `/readyz` shows it as `store_check`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum StoreCheck {
+    /// Opened without the full read; nothing has read it yet.
+    Pending,
+    /// Being read: `entries` so far.
+    Running { entries: u64 },
+    /// Read whole without an error.
+    Done { entries: u64, ms: u64 },
+    /// The read met damage (or an I/O error): the store is reopened,
+    /// checked again, and moved aside if the damage is still there.
+    Failed { error: String },
+}
+
+/// Entries read between two looks at whether the check should stop.
+const CHECK_STRIDE: u64 = 4096;
 
 /// What opening a store does with one it cannot read.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -106,17 +165,123 @@ impl Store {
         Store::open_with(dir, cache_bytes, WhenDamaged::Fail)
     }
 
+    /// Opens the store in `dir` without reading it whole: the caller runs
+    /// [`Store::run_check`] later ([`crate::Projector::start`] does, in the
+    /// background). A store that sled itself cannot open is moved aside
+    /// and started afresh, as by [`Store::open`].
+    pub fn open_checking_later(dir: &Path, cache_bytes: u64) -> Result<Store, Error> {
+        let (db, _) = open_db(dir, cache_bytes, WhenDamaged::MoveAside, false)?;
+        Ok(Store::with_db(db, dir, cache_bytes, StoreCheck::Pending))
+    }
+
     fn open_with(dir: &Path, cache_bytes: u64, damaged: WhenDamaged) -> Result<Store, Error> {
-        let db = open_db(dir, cache_bytes, damaged)?;
-        Ok(Store {
+        let (db, check) = open_db(dir, cache_bytes, damaged, true)?;
+        Ok(Store::with_db(db, dir, cache_bytes, check))
+    }
+
+    fn with_db(db: sled::Db, dir: &Path, cache_bytes: u64, check: StoreCheck) -> Store {
+        Store {
             inner: Arc::new(Inner {
                 db: RwLock::new(Some(db)),
                 dir: dir.to_path_buf(),
                 cache_bytes,
                 injected_failures: AtomicU32::new(0),
                 injected_midway: AtomicU32::new(0),
+                check: Mutex::new(check),
+                injected_check_failure: AtomicBool::new(false),
+                reopens: AtomicU64::new(0),
             }),
+        }
+    }
+
+    /// How many times the database was reopened since this store was
+    /// opened (after a failed commit, or damage found by the check).
+    pub fn reopens(&self) -> u64 {
+        self.inner.reopens.load(Ordering::SeqCst)
+    }
+
+    /// Where the check of the open database stands.
+    pub fn check(&self) -> StoreCheck {
+        self.inner.check.lock().expect("lock").clone()
+    }
+
+    /// Moves the check from `Pending` or `Running` to `next`; a check that
+    /// ended (or a reopen, which checks before it returns) is left alone.
+    fn advance_check(&self, next: StoreCheck) -> bool {
+        let mut check = self.inner.check.lock().expect("lock");
+        let open = matches!(*check, StoreCheck::Pending | StoreCheck::Running { .. });
+        if open {
+            *check = next;
+        }
+        open
+    }
+
+    /// Reads every key and value of every tree once, if the open database
+    /// was not read whole yet (see the module's docs), updating
+    /// [`Store::check`] as it goes. Returns the error when it meets damage
+    /// (the caller reopens the store: [`Store::close`], [`Store::reopen`]).
+    /// Stops early, changing nothing, when `stop` is set or the store is
+    /// closed (a reopen checks for itself).
+    pub fn run_check(&self, stop: &AtomicBool) -> Result<(), Error> {
+        if self.check() != StoreCheck::Pending {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let closed =
+            || stop.load(Ordering::SeqCst) || self.inner.db.read().expect("lock").is_none();
+        let Ok(db) = self.db() else {
+            return Ok(());
+        };
+        let result = read_whole(&db, |entries| {
+            !closed() && self.advance_check(StoreCheck::Running { entries })
         })
+        .map_err(Error::from)
+        .and_then(|read| {
+            if self
+                .inner
+                .injected_check_failure
+                .swap(false, Ordering::SeqCst)
+            {
+                return Err(Error::Other(
+                    "injected damage found by the store check (test)".into(),
+                ));
+            }
+            Ok(read)
+        });
+        drop(db);
+        match result {
+            Ok(Some(entries)) => {
+                let ms = started.elapsed().as_millis() as u64;
+                if self.advance_check(StoreCheck::Done { entries, ms }) {
+                    tracing::info!(
+                        entries,
+                        ms,
+                        "read-model store checked: every page read without an error"
+                    );
+                }
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) if closed() => {
+                tracing::debug!(error = %e, "store check stopped");
+                Ok(())
+            }
+            Err(e) => {
+                self.advance_check(StoreCheck::Failed {
+                    error: e.to_string(),
+                });
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes the next [`Store::run_check`] fail as if it had met damage
+    /// (tests of the recovery).
+    #[doc(hidden)]
+    pub fn inject_check_failure(&self) {
+        self.inner
+            .injected_check_failure
+            .store(true, Ordering::SeqCst);
     }
 
     /// The database, unless it is closed for a reopen.
@@ -142,11 +307,15 @@ impl Store {
     pub fn reopen(&self) -> Result<(), Error> {
         let mut db = self.inner.db.write().expect("lock");
         if db.is_none() {
-            *db = Some(open_db(
+            let (opened, check) = open_db(
                 &self.inner.dir,
                 self.inner.cache_bytes,
                 WhenDamaged::MoveAside,
-            )?);
+                true,
+            )?;
+            *db = Some(opened);
+            *self.inner.check.lock().expect("lock") = check;
+            self.inner.reopens.fetch_add(1, Ordering::SeqCst);
         }
         Ok(())
     }
@@ -270,18 +439,28 @@ fn take_one(n: &AtomicU32) -> bool {
         .is_ok()
 }
 
-fn open_db(dir: &Path, cache_bytes: u64, damaged: WhenDamaged) -> Result<sled::Db, Error> {
+/// Opens sled's database; with `check`, reads it whole before returning
+/// (see the module's docs), and says so in the [`StoreCheck`] returned.
+fn open_db(
+    dir: &Path,
+    cache_bytes: u64,
+    damaged: WhenDamaged,
+    check: bool,
+) -> Result<(sled::Db, StoreCheck), Error> {
     let config = || sled::Config::new().path(dir).cache_capacity(cache_bytes);
-    // sled checks its CRCs when it reads a page, and opening reads only
-    // what recovery needs: read every tree once, so that damage shows now
-    // and not as a failing query later.
-    match config().open().and_then(|db| verify(&db).map(|()| db)) {
+    let opened = config().open().and_then(|db| {
+        let check = if check {
+            verify(&db)?
+        } else {
+            StoreCheck::Pending
+        };
+        Ok((db, check))
+    });
+    match opened {
         Ok(db) => Ok(db),
         // A lock held elsewhere, a full disk, a failing device: the store
         // may be perfectly good; moving it aside would throw it away.
-        Err(sled::Error::Io(e)) if e.raw_os_error().is_some() || e.to_string().contains("lock") => {
-            Err(sled::Error::Io(e).into())
-        }
+        Err(e) if !sled_damage(&e) => Err(e.into()),
         Err(e) if damaged == WhenDamaged::Fail => Err(Error::Other(format!(
             "the read models in {} are damaged: {e}",
             dir.display()
@@ -294,28 +473,39 @@ fn open_db(dir: &Path, cache_bytes: u64, damaged: WhenDamaged) -> Result<sled::D
             tracing::warn!(error = %e, store = %dir.display(), moved_to = %aside.display(),
                 "read-model store unreadable: moving it aside and rebuilding from the log");
             std::fs::rename(dir, &aside)?;
-            Ok(config().open()?)
+            let fresh = StoreCheck::Done { entries: 0, ms: 0 };
+            Ok((config().open()?, fresh))
         }
     }
 }
 
+/// Reads the store whole before it is used.
+fn verify(db: &sled::Db) -> Result<StoreCheck, sled::Error> {
+    let started = Instant::now();
+    let entries = read_whole(db, |_| true)?.expect("never stopped");
+    let ms = started.elapsed().as_millis() as u64;
+    tracing::debug!(entries, ms, "read-model store checked");
+    Ok(StoreCheck::Done { entries, ms })
+}
+
 /// Reads every key and value of every tree (sled verifies each page's CRC
-/// as it reads it).
-fn verify(db: &sled::Db) -> Result<(), sled::Error> {
-    let started = std::time::Instant::now();
+/// as it reads it); returns how many, or `None` when `go_on` (asked with
+/// the count so far every [`CHECK_STRIDE`] entries) said to stop.
+fn read_whole(
+    db: &sled::Db,
+    mut go_on: impl FnMut(u64) -> bool,
+) -> Result<Option<u64>, sled::Error> {
     let mut entries = 0u64;
     for name in db.tree_names() {
         for item in db.open_tree(&name)?.iter() {
             item?;
             entries += 1;
+            if entries.is_multiple_of(CHECK_STRIDE) && !go_on(entries) {
+                return Ok(None);
+            }
         }
     }
-    tracing::debug!(
-        entries,
-        ms = started.elapsed().as_millis() as u64,
-        "read-model store verified"
-    );
-    Ok(())
+    Ok(Some(entries))
 }
 
 /// A projection tree as a [`KvRead`].

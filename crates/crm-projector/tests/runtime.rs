@@ -9,7 +9,7 @@ use crm_events::{Event, EventData};
 use crm_log::embedded::{EmbeddedConfig, EmbeddedLog};
 use crm_log::{Append, AppendOutcome, Log, Token};
 use crm_projection::{get_json, ApplyError, KvRead, Projection, Tx};
-use crm_projector::{wait_for, Projector, RunnerConfig, Store};
+use crm_projector::{wait_for, Projector, RunnerConfig, Store, StoreCheck};
 use serde_json::json;
 
 /// Counts events per customer; fails on a `case.note_added` whose text is
@@ -247,6 +247,98 @@ async fn a_failed_store_is_reopened_and_the_projections_resume() {
     assert_eq!(s.status, crm_projector::State::Live, "{s:?}");
     assert_eq!(s.error, None);
     assert_eq!(s.events_applied, 3);
+    projector.stop().await;
+}
+
+/// Waits until the store check has ended, and returns how.
+async fn check_ended(store: &Store) -> StoreCheck {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let check = store.check();
+        if let StoreCheck::Done { .. } = check {
+            return check;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the store check did not end: {check:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A server's store is opened without being read whole (that takes 10 s to
+/// a minute for millions of events, and nothing could be published
+/// meanwhile); the projector reads it in the background. Damage the read
+/// finds (injected here; real damage in tests/e2e/corruption.rs) reopens
+/// the store, which is checked before it is used, and the projections go on
+/// from their checkpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_is_checked_in_the_background_and_damage_found_reopens_it() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("store");
+    let log: Arc<dyn Log> =
+        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
+    let token = publish(
+        &*log,
+        (0..10)
+            .map(|i| note(&format!("e{i}"), "k3", "ok"))
+            .collect(),
+    )
+    .await;
+    {
+        let store = Store::open(&dir, 8 << 20).unwrap();
+        assert!(
+            matches!(store.check(), StoreCheck::Done { .. }),
+            "Store::open reads the store before it returns"
+        );
+        let projector = start(&store, &log, 1);
+        assert!(wait_for(&projector.handles, &token, Duration::from_secs(10)).await);
+        projector.stop().await;
+    }
+
+    // Opened without the read: pending until the projector runs it.
+    let store = Store::open_checking_later(&dir, 8 << 20).unwrap();
+    assert_eq!(store.check(), StoreCheck::Pending);
+    let projector = start(&store, &log, 1);
+    let StoreCheck::Done { entries, .. } = check_ended(&store).await else {
+        unreachable!()
+    };
+    assert!(entries >= 5, "the trees were read: {entries} entries");
+    assert_eq!(store.reopens(), 0, "nothing found, nothing reopened");
+    assert_eq!(count(&projector.handle("counter").unwrap().kv(), "k3"), 10);
+    projector.stop().await;
+    drop(projector);
+    drop(store);
+
+    // The read meets damage: the store is reopened (and checked then).
+    let store = Store::open_checking_later(&dir, 8 << 20).unwrap();
+    store.inject_check_failure();
+    let projector = start(&store, &log, 1);
+    let h = projector.handle("counter").unwrap().clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while store.reopens() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "damage found but the store never reopened: {:?} {:?}",
+            store.check(),
+            h.status()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(matches!(check_ended(&store).await, StoreCheck::Done { .. }));
+    let more = publish(&*log, vec![note("after", "k3", "ok")]).await;
+    assert!(
+        wait_for(&projector.handles, &more, Duration::from_secs(30)).await,
+        "{:?}",
+        h.status()
+    );
+    assert_eq!(count(&h.kv(), "k3"), 11, "every event applied exactly once");
+    let s = h.status();
+    assert_eq!(
+        (s.status, s.error),
+        (crm_projector::State::Live, None),
+        "live again after the reopen"
+    );
     projector.stop().await;
 }
 
