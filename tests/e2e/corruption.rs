@@ -171,6 +171,26 @@ async fn answers(server: &Server) -> Vec<(String, u16, Value)> {
     out
 }
 
+/// Once `server` has read its store whole (in the background after its
+/// start: what that finds is dealt with first) and caught up, its answers
+/// to the sample queries are `before`'s.
+async fn assert_same_answers(server: &Server, before: &[(String, u16, Value)], case: &str) {
+    wait_store_checked(server).await;
+    wait_caught_up(server).await;
+    let after = answers(server).await;
+    for (b, a) in before.iter().zip(&after) {
+        assert!(
+            b == a,
+            "{case}: {} answers differently after the damage:\nbefore {} {}\nafter  {} {}",
+            b.0,
+            b.1,
+            b.2,
+            a.1,
+            a.2
+        );
+    }
+}
+
 /// What a read-only server sees in a (damaged) store before any projector
 /// runs: `None` when it refuses to serve it (the store was unreadable and has
 /// been moved aside), else the projections' applied positions.
@@ -312,22 +332,7 @@ async fn damaged_store_files_are_detected_and_the_read_models_rebuilt_from_the_l
         let server = tokio::time::timeout(Duration::from_secs(60), Server::start(&data, &[]))
             .await
             .unwrap_or_else(|_| panic!("{case}: serve did not start on a damaged store"));
-        // The store is read whole in the background after the start: what
-        // it finds is dealt with before the answers are compared.
-        wait_store_checked(&server).await;
-        wait_caught_up(&server).await;
-        let after = answers(&server).await;
-        for (b, a) in before.iter().zip(&after) {
-            assert!(
-                b == a,
-                "{case}: {} answers differently after the damage:\nbefore {} {}\nafter  {} {}",
-                b.0,
-                b.1,
-                b.2,
-                a.1,
-                a.2
-            );
-        }
+        assert_same_answers(&server, &before, case).await;
         drop(server);
         // Three outcomes, all ending with the same answers:
         // - moved aside: the store could not be read (sled's open, or the
@@ -377,20 +382,7 @@ async fn damaged_store_files_are_detected_and_the_read_models_rebuilt_from_the_l
             continue;
         }
         let server = Server::start(&data, &[]).await;
-        wait_store_checked(&server).await;
-        wait_caught_up(&server).await;
-        let after = answers(&server).await;
-        for (b, a) in before.iter().zip(&after) {
-            assert!(
-                b == a,
-                "{case}, served directly: {} answers differently after the damage:\nbefore {} {}\nafter  {} {}",
-                b.0,
-                b.1,
-                b.2,
-                a.1,
-                a.2
-            );
-        }
+        assert_same_answers(&server, &before, &format!("{case}, served directly")).await;
         drop(server);
         eprintln!("store damage {case}, served directly: same answers");
     }

@@ -9,7 +9,7 @@ use crm_events::{Event, EventData};
 use crm_log::embedded::{EmbeddedConfig, EmbeddedLog};
 use crm_log::{Append, AppendOutcome, Log, Token};
 use crm_projection::{get_json, ApplyError, KvRead, Projection, Tx};
-use crm_projector::{wait_for, Projector, RunnerConfig, Store, StoreCheck};
+use crm_projector::{wait_for, Projector, RunnerConfig, Status, Store, StoreCheck};
 use serde_json::json;
 
 /// Counts events per customer; fails on a `case.note_added` whose text is
@@ -237,17 +237,29 @@ async fn a_failed_store_is_reopened_and_the_projections_resume() {
     drop(held);
 
     // Reopened (after the injected failures are spent) and caught up.
-    assert!(
-        wait_for(&projector.handles, &token, Duration::from_secs(30)).await,
-        "not caught up after the store failed: {:?}",
-        h.status()
-    );
-    assert_eq!(count(&h.kv(), "k"), 3, "every event applied exactly once");
-    let s = h.status();
-    assert_eq!(s.status, crm_projector::State::Live, "{s:?}");
-    assert_eq!(s.error, None);
+    let s = assert_resumed(&projector, &token, "k", 3).await;
     assert_eq!(s.events_applied, 3);
     projector.stop().await;
+}
+
+/// After the store was reopened: `token` applied, the counter of `case` at
+/// `n` (every event applied exactly once), the projection live again with
+/// no error. Returns its status.
+async fn assert_resumed(projector: &Projector, token: &Token, case: &str, n: u64) -> Status {
+    let h = projector.handle("counter").unwrap();
+    assert!(
+        wait_for(&projector.handles, token, Duration::from_secs(30)).await,
+        "not caught up after the store was reopened: {:?}",
+        h.status()
+    );
+    assert_eq!(count(&h.kv(), case), n, "every event applied exactly once");
+    let s = h.status();
+    assert_eq!(
+        (s.status.clone(), s.error.clone()),
+        (crm_projector::State::Live, None),
+        "live again after the reopen: {s:?}"
+    );
+    s
 }
 
 /// Waits until the store check has ended, and returns how.
@@ -327,18 +339,7 @@ async fn the_store_is_checked_in_the_background_and_damage_found_reopens_it() {
     }
     assert!(matches!(check_ended(&store).await, StoreCheck::Done { .. }));
     let more = publish(&*log, vec![note("after", "k3", "ok")]).await;
-    assert!(
-        wait_for(&projector.handles, &more, Duration::from_secs(30)).await,
-        "{:?}",
-        h.status()
-    );
-    assert_eq!(count(&h.kv(), "k3"), 11, "every event applied exactly once");
-    let s = h.status();
-    assert_eq!(
-        (s.status, s.error),
-        (crm_projector::State::Live, None),
-        "live again after the reopen"
-    );
+    assert_resumed(&projector, &more, "k3", 11).await;
     projector.stop().await;
 }
 
