@@ -355,7 +355,7 @@ const RECOVERY_PAUSE_MIN: Duration = Duration::from_secs(1);
 const RECOVERY_PAUSE_MAX: Duration = Duration::from_secs(60);
 
 /// One recovery (see [`supervise`]); false when shutdown came first.
-async fn recover(shared: &Shared, shutdown: &mut watch::Receiver<bool>) -> bool {
+async fn recover(shared: &Arc<Shared>, shutdown: &mut watch::Receiver<bool>) -> bool {
     let why = match shared.store.check() {
         StoreCheck::Failed { error } => format!(
             "the read-model store check met damage ({error}); the store is being reopened, and moved aside and rebuilt from the log if the damage is still there"
@@ -376,7 +376,13 @@ async fn recover(shared: &Shared, shutdown: &mut watch::Receiver<bool>) -> bool 
             break false;
         }
         attempt += 1;
-        match reopen_and_restart(shared) {
+        // Off the async workers: the reopen reads the whole store (seconds
+        // to a minute for millions of events).
+        let reopening = shared.clone();
+        let reopened = tokio::task::spawn_blocking(move || reopen_and_restart(&reopening))
+            .await
+            .unwrap_or_else(|e| Err(Error::Other(format!("reopening the store panicked: {e}"))));
+        match reopened {
             Ok(()) => break true,
             Err(e) => {
                 // Expected for a moment: something still holds the old
