@@ -170,8 +170,9 @@ impl Store {
     /// background). A store that sled itself cannot open is moved aside
     /// and started afresh, as by [`Store::open`].
     pub fn open_checking_later(dir: &Path, cache_bytes: u64) -> Result<Store, Error> {
-        let (db, _) = open_db(dir, cache_bytes, WhenDamaged::MoveAside, false)?;
-        Ok(Store::with_db(db, dir, cache_bytes, StoreCheck::Pending))
+        // Pending, or done if it was moved aside (a fresh store is empty).
+        let (db, check) = open_db(dir, cache_bytes, WhenDamaged::MoveAside, false)?;
+        Ok(Store::with_db(db, dir, cache_bytes, check))
     }
 
     fn open_with(dir: &Path, cache_bytes: u64, damaged: WhenDamaged) -> Result<Store, Error> {
