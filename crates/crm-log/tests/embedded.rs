@@ -13,6 +13,36 @@ fn open(dir: &Path) -> EmbeddedLog {
     EmbeddedLog::open(EmbeddedConfig::new(dir)).expect("open")
 }
 
+/// Copies a directory tree as a crash would leave it: a file the log's
+/// background threads delete between the listing and its copy (a run
+/// replaced by a merge, a `.tmp` renamed) is left out, as it would be
+/// after a crash at that moment. In-process on purpose: a child process
+/// (`cp`) forked while another test holds a log's `LOCK` keeps that lock's
+/// file descriptor until it execs, and a test reopening its own log in
+/// that moment was refused as "in use by another process" (4 runs of 100
+/// of this test binary, and once in CI).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        let copied = match entry.file_type() {
+            Ok(t) if t.is_dir() => {
+                copy_dir(&entry.path(), &target);
+                Ok(0)
+            }
+            Ok(_) => std::fs::copy(entry.path(), &target),
+            Err(e) => Err(e),
+        };
+        match copied {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => {
+                other.unwrap();
+            }
+        }
+    }
+}
+
 fn segment(dir: &Path) -> std::path::PathBuf {
     dir.join("segments").join(format!("{:020}.seg", 0))
 }
@@ -421,16 +451,16 @@ async fn ids_not_yet_in_a_run_are_indexed_from_the_segments_after_a_crash() {
     cfg.index_memtable_ids = 100;
     let log = EmbeddedLog::open(cfg.clone()).unwrap();
     let offsets = fill(&log, "e", 250, 50).await;
+    // Runs are written by a background thread: wait for the first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while run_files(&cfg.dir).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no run written in 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     // A crash: the files as they are while the log is open (the last ids
     // are in the memtable only).
     let copy = d.path().join("crashed");
-    assert!(std::process::Command::new("cp")
-        .arg("-a")
-        .arg(&cfg.dir)
-        .arg(&copy)
-        .status()
-        .unwrap()
-        .success());
+    copy_dir(&cfg.dir, &copy);
     drop(log);
     cfg.dir = copy.clone();
     let runs = run_files(&copy);
@@ -557,13 +587,7 @@ async fn an_index_of_another_log_is_not_used() {
     // segments without deleting the index): same length, other ids.
     let b = d.path().join("b");
     std::fs::remove_dir_all(b.join("id-index")).unwrap();
-    assert!(std::process::Command::new("cp")
-        .arg("-a")
-        .arg(d.path().join("a/id-index"))
-        .arg(b.join("id-index"))
-        .status()
-        .unwrap()
-        .success());
+    copy_dir(&d.path().join("a/id-index"), &b.join("id-index"));
     assert!(!run_files(&b).is_empty());
     let log = EmbeddedLog::open(cfg("b")).unwrap();
     assert_dedup(&log, "b", &b_offsets, 1).await;
