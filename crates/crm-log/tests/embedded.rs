@@ -454,7 +454,10 @@ async fn ids_not_yet_in_a_run_are_indexed_from_the_segments_after_a_crash() {
     // Runs are written by a background thread: wait for the first.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while run_files(&cfg.dir).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no run written in 10 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no run written in 10 s"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     // A crash: the files as they are while the log is open (the last ids
