@@ -96,7 +96,8 @@ pub fn stages(
     let mut parse = Duration::ZERO;
     let mut fold = vec![Duration::ZERO; projections.len()];
     let (mut keys, mut key_bytes) = (0u64, 0u64);
-    // Writes per (projection, key tag up to its first '/'): (keys, bytes).
+    // Writes per (projection, key tag up to its first '/', or the customers'
+    // key family): (keys, bytes).
     let mut by_tag = std::collections::BTreeMap::<(usize, String), (u64, u64)>::new();
     // Batch by batch, as a rebuild goes: parse, then each projection's fold.
     for chunk in payloads.chunks(BATCH) {
@@ -114,13 +115,16 @@ pub fn stages(
             keys += changes.len() as u64;
             key_bytes += write_batch(&mut out, i as u8, events.len() as u32, &changes)?;
             for (k, v) in &changes.0 {
-                let tag = k
-                    .iter()
-                    .position(|&b| b == b'/')
-                    .map_or(&k[..], |i| &k[..=i]);
-                let e = by_tag
-                    .entry((i, String::from_utf8_lossy(tag).into_owned()))
-                    .or_default();
+                let tag = if p.name() == "customers" {
+                    crm_customers::keys::family(k)
+                } else {
+                    let tag = k
+                        .iter()
+                        .position(|&b| b == b'/')
+                        .map_or(&k[..], |i| &k[..=i]);
+                    String::from_utf8_lossy(tag).into_owned()
+                };
+                let e = by_tag.entry((i, tag)).or_default();
                 e.0 += 1;
                 e.1 += (k.len() + v.as_ref().map_or(0, Vec::len)) as u64;
             }

@@ -58,11 +58,11 @@ pub fn apply(tx: &mut Tx<'_>, e: &Event) -> Result<(), ApplyError> {
 // ------------------------------------------------------------------ timeline
 
 fn put_timeline(tx: &mut Tx<'_>, customer: &str, pos: &[u8], item: &TimelineItem) {
-    tx.put_json(join(&key(TIMELINE, &[customer]), pos), item);
+    tx.put_json(join(&TIMELINE.key(customer), pos), item);
 }
 
 fn delete_timeline(tx: &mut Tx<'_>, customer: &str, pos: &[u8]) {
-    tx.delete(join(&key(TIMELINE, &[customer]), pos));
+    tx.delete(join(&TIMELINE.key(customer), pos));
 }
 
 /// Moves the events kept under `source` (an interaction's or a case's event
@@ -91,7 +91,7 @@ fn move_timeline(
 }
 
 fn bump(tx: &mut Tx<'_>, customer: &str, f: impl FnOnce(&mut Counters)) -> Result<(), ApplyError> {
-    let k = key(COUNTERS, &[customer]);
+    let k = COUNTERS.key(customer);
     let mut c: Counters = tx.get_json(&k)?.unwrap_or_default();
     f(&mut c);
     if c.is_zero() {
@@ -106,7 +106,7 @@ fn bump(tx: &mut Tx<'_>, customer: &str, f: impl FnOnce(&mut Counters)) -> Resul
 
 fn profile(tx: &mut Tx<'_>, e: &Event) -> Result<(), ApplyError> {
     let cust = req(&e.customer_id, "customer_id")?;
-    let k = key(PROFILE, &[cust]);
+    let k = PROFILE.key(cust);
     let mut p: Profile = tx.get_json(&k)?.unwrap_or_default();
     let st = Stamp::of(e);
     match &e.data {
@@ -195,11 +195,11 @@ fn set_identity(
 fn merge(tx: &mut Tx<'_>, e: &Event, merged: &str, active: bool) -> Result<(), ApplyError> {
     let survivor = req(&e.customer_id, "customer_id")?;
     let st = Stamp::of(e);
-    let ko = key(MERGE_OUT, &[merged]);
+    let ko = MERGE_OUT.key(merged);
     let mut out: Vec<Edge> = tx.get_json(&ko)?.unwrap_or_default();
     set_edge(&mut out, survivor, active, &st);
     tx.put_json(ko, &out);
-    let ki = key(MERGE_IN, &[survivor]);
+    let ki = MERGE_IN.key(survivor);
     let mut inc: Vec<Edge> = tx.get_json(&ki)?.unwrap_or_default();
     set_edge(&mut inc, merged, active, &st);
     tx.put_json(ki, &inc);
@@ -233,7 +233,7 @@ fn consent(tx: &mut Tx<'_>, e: &Event) -> Result<(), ApplyError> {
         ),
         _ => unreachable!("consent events only"),
     };
-    let k = key(CONSENTS, &[cust]);
+    let k = CONSENTS.key(cust);
     let mut rec: Consents = tx.get_json(&k)?.unwrap_or_default();
     let hist = rec.by.entry(cp).or_default();
     if let Err(i) = hist.binary_search_by(|f| f.stamp.cmp(&fact.stamp)) {
@@ -277,7 +277,7 @@ fn campaign(tx: &mut Tx<'_>, e: &Event) -> Result<(), ApplyError> {
         _ => {}
     }
     let cust = req(&e.customer_id, "customer_id")?;
-    let k = key(CONTACT, &[cust, camp]);
+    let k = CONTACT.key_with(cust, &[camp]);
     let mut c: Contact = tx.get_json(&k)?.unwrap_or_default();
     c.campaign_id = camp.to_string();
     match &e.data {
@@ -401,7 +401,7 @@ fn set_end(rec: &mut InteractionRec, end: End) {
 
 fn interaction(tx: &mut Tx<'_>, e: &Event) -> Result<(), ApplyError> {
     let iid = req(&e.interaction_id, "interaction_id")?;
-    let k = key(INTERACTION, &[iid]);
+    let k = INTERACTION.key(iid);
     let mut rec: InteractionRec = tx.get_json(&k)?.unwrap_or_default();
     rec.interaction_id = iid.to_string();
     let st = Stamp::of(e);
@@ -517,12 +517,12 @@ fn interaction(tx: &mut Tx<'_>, e: &Event) -> Result<(), ApplyError> {
     }
     let pos = position(&e.occurred_at, &e.event_id);
     let item = summary::item(e);
-    tx.put_json(join(&key(INTERACTION_EVENTS, &[iid]), &pos), &item);
+    tx.put_json(join(&INTERACTION_EVENTS.key(iid), &pos), &item);
     refresh_interaction(tx, rec, Some((pos, item)))
 }
 
 fn recent_key(customer: &str, time: &DateTime<Utc>, iid: &str) -> Vec<u8> {
-    join(&key(RECENT, &[customer]), &invert(&position(time, iid)))
+    join(&RECENT.key(customer), &invert(&position(time, iid)))
 }
 
 fn list_key(identified: bool, time: &DateTime<Utc>, iid: &str) -> Vec<u8> {
@@ -532,7 +532,7 @@ fn list_key(identified: bool, time: &DateTime<Utc>, iid: &str) -> Vec<u8> {
 
 /// The case ids linked to an interaction.
 pub fn case_ids(kv: &dyn KvRead, iid: &str) -> Result<Vec<String>, crm_projection::StoreError> {
-    let prefix = key(LINK, &[iid]);
+    let prefix = LINK.key(iid);
     let mut out = Vec::new();
     for (k, _) in kv.scan(&prefix, None, usize::MAX)? {
         out.push(decode_str(&k[prefix.len()..]));
@@ -647,7 +647,7 @@ fn refresh_interaction(
     if old_customer != new.customer || old_channel != new.channel {
         move_timeline(
             tx,
-            &key(INTERACTION_EVENTS, &[&iid]),
+            &INTERACTION_EVENTS.key(&iid),
             old_customer.as_deref(),
             new.customer.as_deref(),
             Some(channel.as_deref()),
@@ -658,15 +658,15 @@ fn refresh_interaction(
     }
 
     rec.synced = Some(new);
-    tx.put_json(key(INTERACTION, &[&iid]), &rec);
+    tx.put_json(INTERACTION.key(&iid), &rec);
     Ok(())
 }
 
 /// Records that `case` is linked to `iid` and refreshes the interaction's
 /// entries that show its case ids.
 fn link(tx: &mut Tx<'_>, iid: &str, case: &str) -> Result<(), ApplyError> {
-    tx.put(key(LINK, &[iid, case]), b"{}".to_vec());
-    if let Some(rec) = tx.get_json::<InteractionRec>(&key(INTERACTION, &[iid]))? {
+    tx.put(LINK.key_with(iid, &[case]), b"{}".to_vec());
+    if let Some(rec) = tx.get_json::<InteractionRec>(&INTERACTION.key(iid))? {
         refresh_interaction(tx, rec, None)?;
     }
     Ok(())
@@ -676,7 +676,7 @@ fn link(tx: &mut Tx<'_>, iid: &str, case: &str) -> Result<(), ApplyError> {
 
 fn case(tx: &mut Tx<'_>, e: &Event) -> Result<(), ApplyError> {
     let cid = req(&e.case_id, "case_id")?;
-    let k = key(CASE, &[cid]);
+    let k = CASE.key(cid);
     let mut rec: CaseRec = tx.get_json(&k)?.unwrap_or_default();
     rec.case_id = cid.to_string();
     let st = Stamp::of(e);
@@ -724,13 +724,13 @@ fn case(tx: &mut Tx<'_>, e: &Event) -> Result<(), ApplyError> {
     }
     let pos = position(&e.occurred_at, &e.event_id);
     let item = summary::item(e);
-    tx.put_json(join(&key(CASE_EVENTS, &[cid]), &pos), &item);
+    tx.put_json(join(&CASE_EVENTS.key(cid), &pos), &item);
     refresh_case(tx, rec, Some((pos, item)))
 }
 
 fn open_case_key(customer: &str, opened_at: &DateTime<Utc>, case: &str) -> Vec<u8> {
     join(
-        &key(OPEN_CASE, &[customer]),
+        &OPEN_CASE.key(customer),
         &invert(&position(opened_at, case)),
     )
 }
@@ -796,7 +796,7 @@ fn refresh_case(
     if old_customer != new.customer {
         move_timeline(
             tx,
-            &key(CASE_EVENTS, &[&cid]),
+            &CASE_EVENTS.key(&cid),
             old_customer.as_deref(),
             new.customer.as_deref(),
             None,
@@ -806,6 +806,6 @@ fn refresh_case(
     }
 
     rec.synced = Some(new);
-    tx.put_json(key(CASE, &[&cid]), &rec);
+    tx.put_json(CASE.key(&cid), &rec);
     Ok(())
 }

@@ -59,7 +59,9 @@ impl Projection for CustomersProjection {
     fn format_version(&self) -> u32 {
         // 2: one timeline (`ta/`, read backwards for newest first) instead
         // of two. 3: no `fi/` (the first interaction is the last of `ri/`).
-        3
+        // 4: the keys of a customer, an interaction and a case grouped
+        // under its id (`u/`, `v/`, `w/`; see `keys::Own`).
+        4
     }
 
     fn apply(&self, tx: &mut Tx<'_>, event: &Event) -> Result<(), ApplyError> {

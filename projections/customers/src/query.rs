@@ -304,7 +304,7 @@ pub struct InteractionListParams {
 // --------------------------------------------------------------------- merges
 
 fn chosen_out(kv: &dyn KvRead, id: &str) -> Result<Option<Edge>, StoreError> {
-    let edges: Vec<Edge> = get_json(kv, &key(MERGE_OUT, &[id]))?.unwrap_or_default();
+    let edges: Vec<Edge> = get_json(kv, &MERGE_OUT.key(id))?.unwrap_or_default();
     Ok(edges
         .into_iter()
         .filter(|e| e.active)
@@ -342,7 +342,7 @@ fn group(kv: &dyn KvRead, survivor: &str) -> Result<Vec<String>, StoreError> {
     let mut seen = BTreeSet::from([survivor.to_string()]);
     let mut queue = VecDeque::from([survivor.to_string()]);
     while let Some(x) = queue.pop_front() {
-        let inc: Vec<Edge> = get_json(kv, &key(MERGE_IN, &[&x]))?.unwrap_or_default();
+        let inc: Vec<Edge> = get_json(kv, &MERGE_IN.key(&x))?.unwrap_or_default();
         for e in inc.into_iter().filter(|e| e.active) {
             if seen.contains(&e.other) || seen.len() >= MAX_GROUP {
                 continue;
@@ -365,10 +365,10 @@ fn has_prefix(kv: &dyn KvRead, prefix: &[u8]) -> Result<bool, StoreError> {
 
 /// Whether anything at all is known about this customer id.
 fn known(kv: &dyn KvRead, id: &str) -> Result<bool, StoreError> {
-    Ok(kv.get(&key(PROFILE, &[id]))?.is_some()
-        || has_prefix(kv, &key(TIMELINE, &[id]))?
-        || kv.get(&key(MERGE_OUT, &[id]))?.is_some()
-        || kv.get(&key(MERGE_IN, &[id]))?.is_some())
+    Ok(kv.get(&PROFILE.key(id))?.is_some()
+        || has_prefix(kv, &TIMELINE.key(id))?
+        || kv.get(&MERGE_OUT.key(id))?.is_some()
+        || kv.get(&MERGE_IN.key(id))?.is_some())
 }
 
 // -------------------------------------------------------------- merged scans
@@ -472,7 +472,7 @@ impl<'a> MergeScan<'a> {
 // ------------------------------------------------------------ customer view
 
 fn profile(kv: &dyn KvRead, id: &str) -> Result<Option<Profile>, StoreError> {
-    get_json(kv, &key(PROFILE, &[id]))
+    get_json(kv, &PROFILE.key(id))
 }
 
 fn name_of(profiles: &[(String, Option<Profile>)]) -> Option<String> {
@@ -484,7 +484,7 @@ fn name_of(profiles: &[(String, Option<Profile>)]) -> Option<String> {
 fn counters(kv: &dyn KvRead, members: &[String]) -> Result<Counters, StoreError> {
     let mut sum = Counters::default();
     for m in members {
-        if let Some(c) = get_json::<Counters>(kv, &key(COUNTERS, &[m]))? {
+        if let Some(c) = get_json::<Counters>(kv, &COUNTERS.key(m))? {
             sum.interactions_total += c.interactions_total;
             for (ch, n) in c.interactions_by_channel {
                 *sum.interactions_by_channel.entry(ch).or_default() += n;
@@ -506,7 +506,7 @@ fn recent(
     members: &[String],
     n: usize,
 ) -> Result<Vec<(DateTime<Utc>, RecentInteraction)>, QueryError> {
-    let prefixes = members.iter().map(|m| key(RECENT, &[m])).collect();
+    let prefixes = members.iter().map(|m| RECENT.key(m)).collect();
     let mut scan = MergeScan::new(kv, prefixes, None, n);
     let mut out = Vec::new();
     while out.len() < n {
@@ -526,7 +526,7 @@ fn first_interaction(
     let mut first: Option<DateTime<Utc>> = None;
     for m in members {
         // `ri/` is newest first: its last entry is the oldest interaction.
-        let prefix = key(RECENT, &[m]);
+        let prefix = RECENT.key(m);
         if let Some((k, _)) = kv.scan_rev(&prefix, None, 1)?.into_iter().next() {
             if let Some(t) = time_of_inverted(&k[prefix.len()..]) {
                 first = Some(first.map_or(t, |f| f.min(t)));
@@ -547,7 +547,7 @@ fn consent_views(
 ) -> Result<Vec<ConsentView>, StoreError> {
     let mut all: BTreeMap<String, Vec<ConsentFact>> = BTreeMap::new();
     for m in members {
-        if let Some(rec) = get_json::<Consents>(kv, &key(CONSENTS, &[m]))? {
+        if let Some(rec) = get_json::<Consents>(kv, &CONSENTS.key(m))? {
             for (cp, facts) in rec.by {
                 all.entry(cp).or_default().extend(facts);
             }
@@ -587,7 +587,7 @@ fn consent_views(
 fn campaign_views(kv: &dyn KvRead, members: &[String]) -> Result<Vec<CampaignView>, QueryError> {
     let mut by: BTreeMap<String, Contact> = BTreeMap::new();
     for m in members {
-        for (_, v) in kv.scan(&key(CONTACT, &[m]), None, usize::MAX)? {
+        for (_, v) in kv.scan(&CONTACT.key(m), None, usize::MAX)? {
             let c: Contact = serde_json::from_slice(&v)?;
             match by.get_mut(&c.campaign_id) {
                 None => {
@@ -684,7 +684,7 @@ pub fn customer(
 
     let mut open_cases = Vec::new();
     {
-        let prefixes = members.iter().map(|m| key(OPEN_CASE, &[m])).collect();
+        let prefixes = members.iter().map(|m| OPEN_CASE.key(m)).collect();
         let mut scan = MergeScan::new(kv, prefixes, None, 64);
         while let Some((_, v)) = scan.next()? {
             open_cases.push(serde_json::from_slice::<OpenCase>(&v)?);
@@ -779,11 +779,11 @@ pub fn lookup(kv: &dyn KvRead, kind: &str, value: &str) -> Result<LookupResponse
 
 /// `GET /v1/interactions/{id}`; `Ok(None)` when no event of it was seen.
 pub fn interaction(kv: &dyn KvRead, id: &str) -> Result<Option<InteractionView>, QueryError> {
-    let Some(rec) = get_json::<InteractionRec>(kv, &key(INTERACTION, &[id]))? else {
+    let Some(rec) = get_json::<InteractionRec>(kv, &INTERACTION.key(id))? else {
         return Ok(None);
     };
     let channel = rec.channel().map(|c| c.as_str().to_string());
-    let prefix = key(INTERACTION_EVENTS, &[id]);
+    let prefix = INTERACTION_EVENTS.key(id);
     let mut events = Vec::new();
     for (_, v) in kv.scan(&prefix, None, INTERACTION_EVENTS_LIMIT)? {
         let mut item: TimelineItem = serde_json::from_slice(&v)?;
@@ -981,7 +981,7 @@ pub fn timeline(
         (Some(c), Some(b)) => Some(c.max(b)),
         (c, b) => c.or(b),
     };
-    let prefixes = members.iter().map(|m| key(TIMELINE, &[m])).collect();
+    let prefixes = members.iter().map(|m| TIMELINE.key(m)).collect();
     let chunk = (n + 1).clamp(16, 512);
     let mut scan = if desc {
         MergeScan::rev(kv, prefixes, start.as_deref(), chunk)

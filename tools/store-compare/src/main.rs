@@ -13,7 +13,7 @@
 //!
 //! Then it reads, on one thread with nothing else running: random gets of
 //! keys it wrote and newest-first timeline pages (the last 20 entries of a
-//! customer's `ta/`). Last, reads during writes: one thread commits the
+//! customer's timeline, `u/{customer}t` since customers format 4). Last, reads during writes: one thread commits the
 //! file's batches again for 15 s while another reads a page and a key
 //! 2,000 times a second, each latency counted from when the read was due.
 
@@ -289,16 +289,21 @@ fn main() {
     let (mut commit, mut events, mut batches0) = (Duration::ZERO, 0u64, 0u64);
     let (mut last_commit, mut last_events) = (Duration::ZERO, 0u64);
     // Every 97th key written, and the customers' timeline prefixes
-    // (`ta/{customer}`: up to the end of the encoded id, `00 01`).
+    // (`u/{customer}t`: up to the end of the encoded id, `00 01`, and the
+    // timeline's byte).
     let (mut sample, mut timelines, mut seen) = (Vec::new(), Vec::new(), 0u64);
     while let Some((tree, covered, batch)) = next_batch(&mut input) {
         for (k, v) in &batch {
             seen += 1;
             if seen % 97 == 0 && v.is_some() {
                 sample.push((tree, k.clone()));
-                if tree == 0 && k.starts_with(b"ta/") {
+                // Customers format 4 groups a customer's keys: a timeline
+                // entry is `u/{customer}t{position}`.
+                if tree == 0 && k.starts_with(b"u/") {
                     if let Some(i) = k.windows(2).position(|w| w == [0, 1]) {
-                        timelines.push(k[..i + 2].to_vec());
+                        if k.get(i + 2) == Some(&b't') {
+                            timelines.push(k[..i + 3].to_vec());
+                        }
                     }
                 }
             }
