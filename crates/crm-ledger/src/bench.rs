@@ -398,6 +398,14 @@ fn read_lines(path: &Path, skip: u64, count: u64) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// The capacity of each lane of a [`spawn_reader`] whose reader is joined
+/// before the lanes are drained (every body read before the clock starts):
+/// room for every body in any one lane, since streams do not spread evenly
+/// over the lanes and a full lane would block the read for good.
+fn preload_capacity(events: u64, batch: usize) -> usize {
+    (events as usize / batch.max(1) + 2).max(4)
+}
+
 /// Reads `count` events from `skip` on a thread and hands them out as
 /// NDJSON bodies of `batch` events, one channel per lane (by stream).
 fn spawn_reader(
@@ -1265,10 +1273,8 @@ async fn ingest(a: IngestArgs) -> Result<ExitCode> {
 
     // Every body is read before the clock starts when it fits in memory.
     let preload = a.events <= 2_000_000;
-    // Room for every body in any one lane: streams do not spread evenly
-    // over the lanes, and a full lane would block the preload for good.
     let capacity = if preload {
-        (a.events as usize / a.load.batch + 2).max(4)
+        preload_capacity(a.events, a.load.batch)
     } else {
         32
     };
@@ -1734,13 +1740,14 @@ async fn kafka_producer(a: KafkaProducerArgs) -> Result<ExitCode> {
         .set("queue.buffering.max.messages", "1000000")
         .set("partitioner", "murmur2_random")
         .create()?;
+    // Every body is read before the clock starts.
     let (lanes, reader) = spawn_reader(
         file,
         0,
         a.events,
         a.load.clients,
         a.load.batch,
-        (a.events as usize / a.load.batch / a.load.clients + 2).max(4),
+        preload_capacity(a.events, a.load.batch),
     );
     let reader = tokio::task::spawn_blocking(move || reader.join()).await?;
     reader.map_err(|_| anyhow!("the reader panicked"))??;
@@ -1823,4 +1830,31 @@ fn stream_key_of(line: &[u8]) -> Vec<u8> {
         _ => ("", None),
     };
     format!("{family}/{}", id.unwrap_or("")).into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `bench kafka-producer --events 1000000` once hung for good: its lanes
+    /// had room for a quarter of the bodies each, and one lane got more.
+    #[test]
+    fn a_preload_finishes_when_one_lane_gets_every_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.ndjson");
+        // Events without a stream id all go to one lane.
+        std::fs::write(&path, "{}\n".repeat(10_000)).unwrap();
+        let (lanes, reader) = spawn_reader(path, 0, 10_000, 4, 100, preload_capacity(10_000, 100));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(reader.join()).unwrap());
+        let read = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the read blocked on a full lane")
+            .expect("the reader panicked")
+            .unwrap();
+        assert_eq!(read, 10_000);
+        let mut bodies: Vec<usize> = lanes.iter().map(|l| l.len()).collect();
+        bodies.sort();
+        assert_eq!(bodies, [0, 0, 0, 100]);
+    }
 }
