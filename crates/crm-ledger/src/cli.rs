@@ -191,12 +191,12 @@ pub struct ServeArgs {
     /// by side once publishes stop.
     #[arg(long, env = "CRM_LEDGER_PROJECTION_LANES", default_value_t = 1)]
     pub projection_lanes: usize,
-    /// Nice value of the threads that fold and commit the read models'
-    /// batches (Linux), so that queries and publishes get the CPU first;
-    /// 0 runs them at the process's priority.
-    #[arg(long, env = "CRM_LEDGER_PROJECTION_NICE", default_value_t = 10,
-          value_parser = clap::value_parser!(i32).range(0..=19))]
-    pub projection_nice: i32,
+    /// Priority of the threads that fold and commit the read models'
+    /// batches (Linux), so that queries and publishes get the CPU first:
+    /// `idle` (the idle scheduling class: the folds run on CPU time nothing
+    /// else wants), a nice value from 1 to 19, or 0 (the process's priority).
+    #[arg(long, env = "CRM_LEDGER_PROJECTION_NICE", default_value = "idle")]
+    pub projection_nice: crm_projector::FoldPriority,
     /// sled cache for the read models, in MiB.
     #[arg(long, env = "CRM_LEDGER_STORE_CACHE_MB", default_value_t = 256)]
     pub store_cache_mb: u64,

@@ -176,6 +176,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
         read_only = args.read_only,
         ready_ms = started.elapsed().as_millis() as u64,
         transparent_huge_pages = huge_pages,
+        projection_nice = %args.projection_nice,
         "crm-ledger ready"
     );
     let app = crm_http::router_with(state, security)

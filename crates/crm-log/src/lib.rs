@@ -54,6 +54,28 @@ pub fn lower_this_threads_priority(nice: i32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Puts the calling thread in the idle scheduling class (Linux
+/// `SCHED_IDLE`; elsewhere nothing): it runs on CPU time that no other
+/// thread of the machine wants, and any other thread that wakes up takes its
+/// CPU at once. A nice value only shares the CPU out by weight: under Linux's
+/// EEVDF scheduler a thread at nice 10 that is running may keep a core for
+/// its time slice (milliseconds) while a query that just woke up waits.
+/// Lowering a priority needs no privilege; going back to the normal class
+/// may, so this is for threads that stay in the background.
+pub fn idle_this_thread() -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `param` outlives the call; pid 0 names the calling
+        // thread only.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// Where an event sits in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Position {

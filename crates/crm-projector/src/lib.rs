@@ -28,7 +28,9 @@ pub mod runner;
 pub mod store;
 
 pub use lanes::{IngestActivity, Lanes, Publishing};
-pub use runner::{set_fold_priority, EventFilter, Handle, Runner, RunnerConfig, State, Status};
+pub use runner::{
+    set_fold_priority, EventFilter, FoldPriority, Handle, Runner, RunnerConfig, State, Status,
+};
 pub use store::{digest, Error, Store, StoreCheck, TreeKv};
 
 /// How long a tree replaced by an online rebuild stays readable for the

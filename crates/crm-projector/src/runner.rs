@@ -673,22 +673,68 @@ pub fn apply_batch(
     Ok(())
 }
 
-/// The nice value of the threads that fold and commit batches (0: they run
-/// on tokio's blocking pool at the process's priority). See
-/// [`set_fold_priority`].
-static FOLD_NICE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+/// How the threads that fold and commit batches share the CPU with the rest
+/// of the process (`serve --projection-nice`). See [`set_fold_priority`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FoldPriority {
+    /// On tokio's blocking pool, at the process's priority.
+    Process,
+    /// On threads of their own at this nice value (1 to 19).
+    Nice(i32),
+    /// On threads of their own in the idle scheduling class (Linux
+    /// `SCHED_IDLE`, see [`crm_log::idle_this_thread`]).
+    Idle,
+}
+
+impl std::str::FromStr for FoldPriority {
+    type Err = String;
+
+    /// `idle`, or a nice value from 0 (the process's priority) to 19.
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("idle") {
+            return Ok(FoldPriority::Idle);
+        }
+        match s.parse::<i32>() {
+            Ok(0) => Ok(FoldPriority::Process),
+            Ok(n @ 1..=19) => Ok(FoldPriority::Nice(n)),
+            _ => Err(format!(
+                "expected `idle` or a nice value from 0 to 19, got `{s}`"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for FoldPriority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FoldPriority::Process => f.write_str("0"),
+            FoldPriority::Nice(n) => write!(f, "{n}"),
+            FoldPriority::Idle => f.write_str("idle"),
+        }
+    }
+}
+
+/// [`FoldPriority`] as one integer: 0 the process's priority, 1 to 19 a nice
+/// value, [`FOLD_IDLE`] the idle class.
+static FOLD_PRIORITY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+const FOLD_IDLE: i32 = -1;
 
 /// Makes every batch of this process fold and commit on threads of their
-/// own (one per core) at nice value `nice` (Linux; elsewhere the threads
-/// keep the process's priority). A server that answers queries sets it
-/// (`serve --projection-nice`, 10 by default): a query then takes the CPU
-/// from a fold at once instead of waiting for the scheduler to share it,
-/// and the folds still get every cycle nothing else wants. Since no commit
-/// takes sled's process-wide lock exclusively (see [`crate::commit`]), a
-/// fold that waits for the CPU holds up no query. Call before the first
+/// own (one per core) at `priority` (Linux; elsewhere the threads keep the
+/// process's priority). A server that answers queries sets it (`serve
+/// --projection-nice`, `idle` by default): a query or a publish then takes
+/// the CPU from a fold at once instead of waiting for the scheduler to share
+/// it, and the folds still get every cycle nothing else wants. Since no
+/// commit takes sled's process-wide lock exclusively (see [`crate::commit`]),
+/// a fold that waits for the CPU holds up no query. Call before the first
 /// batch; later calls do not move threads already started.
-pub fn set_fold_priority(nice: i32) {
-    FOLD_NICE.store(nice, std::sync::atomic::Ordering::Relaxed);
+pub fn set_fold_priority(priority: FoldPriority) {
+    let encoded = match priority {
+        FoldPriority::Process => 0,
+        FoldPriority::Nice(n) => n.clamp(1, 19),
+        FoldPriority::Idle => FOLD_IDLE,
+    };
+    FOLD_PRIORITY.store(encoded, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Runs `f` (a batch's fold and commit) off the async runtime: on the fold
@@ -697,8 +743,8 @@ pub fn set_fold_priority(nice: i32) {
 async fn on_fold_thread<R: Send + 'static>(
     f: impl FnOnce() -> R + Send + 'static,
 ) -> Result<R, String> {
-    let nice = FOLD_NICE.load(std::sync::atomic::Ordering::Relaxed);
-    if nice == 0 {
+    let priority = FOLD_PRIORITY.load(std::sync::atomic::Ordering::Relaxed);
+    if priority == 0 {
         return tokio::task::spawn_blocking(f)
             .await
             .map_err(|e| e.to_string());
@@ -709,7 +755,12 @@ async fn on_fold_thread<R: Send + 'static>(
             .num_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
             .thread_name(|i| format!("fold-{i}"))
             .start_handler(move |_| {
-                if let Err(error) = crm_log::lower_this_threads_priority(nice) {
+                let lowered = if priority == FOLD_IDLE {
+                    crm_log::idle_this_thread()
+                } else {
+                    crm_log::lower_this_threads_priority(priority)
+                };
+                if let Err(error) = lowered {
                     tracing::debug!(%error, "could not lower the priority of a fold thread");
                 }
             })
@@ -730,14 +781,14 @@ mod fold_thread_tests {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn folds_run_on_their_own_lower_priority_threads_and_a_panic_is_an_error() {
-        set_fold_priority(10);
-        let (name, nice) = on_fold_thread(|| {
-            // SAFETY: plain integers in and out; the thread id names this
-            // thread only.
-            let nice =
-                unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
-            (std::thread::current().name().map(str::to_string), nice)
+    async fn folds_run_on_their_own_idle_threads_and_a_panic_is_an_error() {
+        // The nice value is covered by tests/fold_priority.rs (the pool is
+        // made once per process).
+        set_fold_priority(FoldPriority::Idle);
+        let (name, policy) = on_fold_thread(|| {
+            // SAFETY: no argument but the calling thread (0).
+            let policy = unsafe { libc::sched_getscheduler(0) };
+            (std::thread::current().name().map(str::to_string), policy)
         })
         .await
         .unwrap();
@@ -745,11 +796,32 @@ mod fold_thread_tests {
             name.as_deref().unwrap_or("").starts_with("fold-"),
             "{name:?}"
         );
-        // At least 10: a process started at a higher nice value keeps it.
-        assert!(nice >= 10, "nice {nice}");
+        assert_eq!(policy, libc::SCHED_IDLE, "the fold thread's policy");
         let failed = on_fold_thread(|| -> u8 { panic!("a fold that panics (test)") }).await;
         assert!(failed.is_err());
         // The pool goes on after a panic.
         assert_eq!(on_fold_thread(|| 7).await, Ok(7));
+    }
+
+    #[test]
+    fn a_priority_is_idle_or_a_nice_value_and_reads_back_as_written() {
+        for (text, priority) in [
+            ("idle", FoldPriority::Idle),
+            ("IDLE", FoldPriority::Idle),
+            ("0", FoldPriority::Process),
+            ("1", FoldPriority::Nice(1)),
+            ("19", FoldPriority::Nice(19)),
+        ] {
+            assert_eq!(text.parse::<FoldPriority>(), Ok(priority), "{text}");
+            assert_eq!(
+                priority.to_string().parse::<FoldPriority>(),
+                Ok(priority),
+                "{priority}"
+            );
+        }
+        for bad in ["20", "-1", "", "low", "10.5"] {
+            let e = bad.parse::<FoldPriority>().unwrap_err();
+            assert!(e.contains("idle") && e.contains(bad), "{bad}: {e}");
+        }
     }
 }
