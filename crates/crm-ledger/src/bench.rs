@@ -81,6 +81,21 @@ pub struct KafkaProducerArgs {
     /// Events to send.
     #[arg(long, default_value_t = 300_000)]
     pub events: u64,
+    /// A librdkafka property of the producer, over the defaults above
+    /// (repeatable), e.g. `linger.ms=1`: to compare the server's producer
+    /// with a bare one configured alike.
+    #[arg(long = "property", value_name = "KEY=VALUE", value_parser = producer_property)]
+    pub properties: Vec<(String, String)>,
+}
+
+/// `KEY=VALUE` of a librdkafka property.
+fn producer_property(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!(
+            "{s:?} is not KEY=VALUE (a librdkafka property, e.g. linger.ms=1)"
+        )),
+    }
 }
 
 /// The events to publish.
@@ -1731,15 +1746,19 @@ async fn kafka_producer(a: KafkaProducerArgs) -> Result<ExitCode> {
         .create()?;
     let topic = NewTopic::new(&a.topic, a.partitions, TopicReplication::Fixed(1));
     let _ = admin.create_topics([&topic], &AdminOptions::new()).await?;
-    let producer: FutureProducer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", &a.brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("max.in.flight.requests.per.connection", "5")
         .set("message.timeout.ms", "30000")
         .set("queue.buffering.max.messages", "1000000")
-        .set("partitioner", "murmur2_random")
-        .create()?;
+        .set("partitioner", "murmur2_random");
+    for (k, v) in &a.properties {
+        config.set(k, v);
+    }
+    let producer: FutureProducer = config.create()?;
     // Every body is read before the clock starts.
     let (lanes, reader) = spawn_reader(
         file,
@@ -1835,6 +1854,22 @@ fn stream_key_of(line: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_producer_property_is_key_equals_value_and_a_bad_one_is_named() {
+        assert_eq!(
+            producer_property("linger.ms=1"),
+            Ok(("linger.ms".to_string(), "1".to_string()))
+        );
+        assert_eq!(
+            producer_property(" compression.type = lz4 "),
+            Ok(("compression.type".to_string(), "lz4".to_string()))
+        );
+        for bad in ["linger.ms", "=1", ""] {
+            let e = producer_property(bad).unwrap_err();
+            assert!(e.contains(&format!("{bad:?}")), "{bad}: {e}");
+        }
+    }
 
     /// `bench kafka-producer --events 1000000` once hung for good: its lanes
     /// had room for a quarter of the bodies each, and one lane got more.
