@@ -4,15 +4,17 @@
 //! per process, hence a test binary of its own.)
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::note;
 use crm_events::Event;
 use crm_log::embedded::{EmbeddedConfig, EmbeddedLog};
-use crm_log::{Append, AppendOutcome, Log, Token};
+use crm_log::{AppendOutcome, Log, Token};
 use crm_projection::{ApplyError, Projection, Tx};
 use crm_projector::{set_fold_priority, wait_for, FoldPriority, Projector, RunnerConfig, Store};
-use serde_json::json;
 
 /// Notes the name, nice value and scheduling policy of each thread that
 /// applies an event.
@@ -44,24 +46,6 @@ impl Projection for Probe {
     }
 }
 
-fn note(i: usize) -> Append {
-    let e = crm_events::Validator::new()
-        .validate(
-            json!({"event_id": format!("e{i}"), "type": "case.note_added",
-            "occurred_at": "2026-11-20T10:00:00Z", "source": "t", "case_id": "k1",
-            "data": {"text": "ok"}}),
-        )
-        .unwrap();
-    Append {
-        event_id: e.event_id.clone(),
-        stream_key: e.stream_key(),
-        content_hash: e.content_hash(),
-        event_type: "case.note_added".into(),
-        version: 1,
-        payload: e.to_json().into_bytes(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_nice_value_every_event_is_applied_on_a_fold_thread_at_that_value() {
     set_fold_priority("10".parse::<FoldPriority>().unwrap());
@@ -69,7 +53,15 @@ async fn with_a_nice_value_every_event_is_applied_on_a_fold_thread_at_that_value
     let log: Arc<dyn Log> =
         Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
     let mut token = Token::default();
-    for o in log.append((0..20).map(note).collect()).await.unwrap() {
+    for o in log
+        .append(
+            (0..20)
+                .map(|i| note(&format!("e{i}"), "k1", "ok"))
+                .collect(),
+        )
+        .await
+        .unwrap()
+    {
         if let AppendOutcome::Appended(p) = o {
             token.include(p);
         }

@@ -2,16 +2,18 @@
 //! publishes are in progress, one projection applies at a time; otherwise
 //! they apply side by side, and either way every event is applied.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::note;
 use crm_events::Event;
 use crm_log::embedded::{EmbeddedConfig, EmbeddedLog};
-use crm_log::{Append, AppendOutcome, Log, Token};
+use crm_log::{AppendOutcome, Log, Token};
 use crm_projection::{get_json, ApplyError, Projection, Tx};
 use crm_projector::{wait_for, IngestActivity, Lanes, Projector, RunnerConfig, Store};
-use serde_json::json;
 
 /// How many projections are inside `apply` at once, and the most seen.
 #[derive(Default)]
@@ -44,24 +46,6 @@ impl Projection for Slow {
     }
 }
 
-fn note(i: usize) -> Append {
-    let e = crm_events::Validator::new()
-        .validate(
-            json!({"event_id": format!("e{i}"), "type": "case.note_added",
-            "occurred_at": "2026-11-20T10:00:00Z", "source": "t", "case_id": "k1",
-            "data": {"text": "ok"}}),
-        )
-        .unwrap();
-    Append {
-        event_id: e.event_id.clone(),
-        stream_key: e.stream_key(),
-        content_hash: e.content_hash(),
-        event_type: "case.note_added".into(),
-        version: 1,
-        payload: e.to_json().into_bytes(),
-    }
-}
-
 const EVENTS: usize = 60;
 
 /// Publishes `EVENTS` events, then runs three slow projections over them
@@ -72,7 +56,10 @@ async fn most_at_once(lanes: Option<Lanes>) -> usize {
         Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
     let mut token = Token::default();
     for chunk in (0..EVENTS).collect::<Vec<_>>().chunks(10) {
-        let batch = chunk.iter().map(|&i| note(i)).collect();
+        let batch = chunk
+            .iter()
+            .map(|&i| note(&format!("e{i}"), "k1", "ok"))
+            .collect();
         for o in log.append(batch).await.unwrap() {
             if let AppendOutcome::Appended(p) = o {
                 token.include(p);

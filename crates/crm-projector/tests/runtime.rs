@@ -1,16 +1,18 @@
 //! The runtime over a real embedded log and sled: checkpoint with state,
 //! dead letters, rebuild of damaged or old-format stores.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::note;
 use crm_events::{Event, EventData};
 use crm_log::embedded::{EmbeddedConfig, EmbeddedLog};
 use crm_log::{Append, AppendOutcome, Log, Token};
 use crm_projection::{get_json, ApplyError, KvRead, Projection, Tx};
 use crm_projector::{wait_for, Projector, RunnerConfig, Status, Store, StoreCheck};
-use serde_json::json;
 
 /// Counts events per customer; fails on a `case.note_added` whose text is
 /// "fail", panics on "panic".
@@ -41,23 +43,6 @@ impl Projection for Counter {
         let n: u64 = tx.get_json(key.as_bytes())?.unwrap_or(0);
         tx.put_json(key, &(n + 1));
         Ok(())
-    }
-}
-
-fn note(id: &str, case: &str, text: &str) -> Append {
-    let e = crm_events::Validator::new()
-        .validate(
-            json!({"event_id": id, "type": "case.note_added", "occurred_at": "2026-11-20T10:00:00Z",
-            "source": "t", "case_id": case, "data": {"text": text}}),
-        )
-        .unwrap();
-    Append {
-        event_id: id.into(),
-        stream_key: e.stream_key(),
-        content_hash: e.content_hash(),
-        event_type: "case.note_added".into(),
-        version: 1,
-        payload: e.to_json().into_bytes(),
     }
 }
 
