@@ -374,6 +374,12 @@ impl Runner {
                     if let Err(e) = self.reload().await {
                         tracing::warn!(projection = name, error = %e, "cannot read the read model back; retrying");
                         self.fail(e.to_string());
+                        // sled refuses every operation after an I/O error
+                        // until the store is reopened: say so, as a failed
+                        // commit does.
+                        if let Some(n) = &self.store_failed {
+                            n.notify_one();
+                        }
                         tokio::select! {
                             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                             _ = shutdown.changed() => {}

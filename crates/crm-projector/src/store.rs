@@ -471,13 +471,72 @@ fn open_db(
                 "damaged-{}",
                 chrono::Utc::now().format("%Y%m%dT%H%M%S")
             ));
-            tracing::warn!(error = %e, store = %dir.display(), moved_to = %aside.display(),
-                "read-model store unreadable: moving it aside and rebuilding from the log");
-            std::fs::rename(dir, &aside)?;
+            // One copy is kept, for a look at the damage: the older ones go.
+            remove_copies_moved_aside(dir);
+            // The log is the truth: a copy is kept only if the disk still
+            // has room to rebuild a store as large. Otherwise (a full disk
+            // can itself leave a store that reads as damaged, e.g. an empty
+            // snapshot file) the copies would fill the disk, and every
+            // rebuild would meet a full disk and be moved aside in turn.
+            let size = dir_size(dir);
+            let room = dir
+                .parent()
+                .and_then(|p| fs4::available_space(p).ok())
+                .unwrap_or(u64::MAX);
+            if room < size {
+                tracing::warn!(error = %e, store = %dir.display(), bytes = size, free_bytes = room,
+                    "read-model store unreadable: deleting it (no room to keep a copy) and rebuilding from the log");
+                std::fs::remove_dir_all(dir)?;
+            } else {
+                tracing::warn!(error = %e, store = %dir.display(), moved_to = %aside.display(),
+                    "read-model store unreadable: moving it aside and rebuilding from the log");
+                std::fs::rename(dir, &aside)?;
+            }
             let fresh = StoreCheck::Done { entries: 0, ms: 0 };
             Ok((config().open()?, fresh))
         }
     }
+}
+
+/// Deletes the copies of the store at `dir` moved aside as damaged
+/// (`STORE.damaged-TIME`, siblings of `dir`). Best effort: a copy that
+/// cannot be deleted is left, and said so.
+fn remove_copies_moved_aside(dir: &Path) {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.damaged-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let path = entry.path();
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => {
+                    tracing::info!(copy = %path.display(), "deleted an older copy of a damaged read-model store")
+                }
+                Err(error) => {
+                    tracing::warn!(copy = %path.display(), %error, "could not delete an older copy of a damaged read-model store")
+                }
+            }
+        }
+    }
+}
+
+/// Bytes in the files under `dir` (what is left unread counts nothing).
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// Reads the store whole before it is used.
@@ -647,6 +706,44 @@ mod tests {
     /// The store check runs beside an online rebuild, which drops trees: a
     /// tree dropped after the check listed the trees is skipped, not
     /// created again by opening it.
+    /// A store that reads as damaged is moved aside as one copy: an older
+    /// copy goes. (A disk with no room for the copy: tests/e2e/disk_full.rs.)
+    #[test]
+    fn a_damaged_store_is_moved_aside_and_only_the_newest_copy_is_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("store");
+        {
+            let store = Store::open(&dir, 1 << 20).unwrap();
+            store.tree("p").unwrap().insert("k", "v").unwrap();
+            store.flush().unwrap();
+        }
+        // An empty snapshot file, as a full disk leaves one.
+        std::fs::write(dir.join("snap.FFFFFFFFFFFFFFFF"), b"").unwrap();
+        let older = d.path().join("store.damaged-20200101T000000");
+        std::fs::create_dir(&older).unwrap();
+        std::fs::write(older.join("db"), b"an older copy").unwrap();
+
+        let store = Store::open(&dir, 1 << 20).unwrap();
+        assert!(
+            store.tree("p").unwrap().get("k").unwrap().is_none(),
+            "a fresh store"
+        );
+        let copies: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("store.damaged-"))
+            .collect();
+        assert_eq!(copies.len(), 1, "{copies:?}");
+        assert_ne!(
+            copies[0], "store.damaged-20200101T000000",
+            "the older copy was kept"
+        );
+        assert!(
+            d.path().join(&copies[0]).join("db").is_file(),
+            "the copy is the store"
+        );
+    }
+
     #[test]
     fn the_check_does_not_bring_back_a_tree_dropped_meanwhile() {
         let dir = tempfile::tempdir().unwrap();
