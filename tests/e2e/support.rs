@@ -16,6 +16,40 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Passes the server's log on to the test's stderr and returns the port
+/// its ready line says it listens on.
+async fn ready_port(child: &mut Child) -> u16 {
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut tx = Some(tx);
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("{line}");
+            if line.contains("crm-ledger ready") {
+                let port = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("listen="))
+                    .and_then(|a| a.rsplit(':').next())
+                    .and_then(|p| {
+                        p.trim_end_matches(|c: char| !c.is_ascii_digit())
+                            .parse::<u16>()
+                            .ok()
+                    });
+                if let (Some(tx), Some(port)) = (tx.take(), port) {
+                    let _ = tx.send(port);
+                }
+            }
+        }
+    });
+    match tokio::time::timeout(Duration::from_secs(60), rx).await {
+        Ok(Ok(port)) => port,
+        Ok(Err(_)) => panic!("the server exited before it was ready: {:?}", child.wait()),
+        Err(_) => panic!("the server printed no ready line within 60 s"),
+    }
+}
+
 pub struct Server {
     pub child: Child,
     pub base: String,
@@ -29,24 +63,32 @@ impl Server {
     }
 
     /// [`Server::start`] with extra environment variables.
+    ///
+    /// The server binds port 0 and the port is read from its ready line:
+    /// a port picked beforehand ([`free_port`]) can be taken by another
+    /// test's server before this one binds it, and this test would then
+    /// talk to that server (and find its events missing from its own log).
     pub async fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let port = free_port();
         let started = Instant::now();
-        let child = Command::new(BIN)
+        // CRM_E2E_SERVER_LOG: more of the server's log, when a test needs
+        // explaining. The ready line (info) is always asked for.
+        let log = std::env::var("CRM_E2E_SERVER_LOG").unwrap_or_else(|_| "warn".into());
+        let mut child = Command::new(BIN)
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg("127.0.0.1:0")
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", format!("{log},crm_ledger::serve=info"))
             // The server's own memory setting, not the caller's.
             .env_remove("MIMALLOC_ALLOW_THP")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn crm-ledger");
+        let port = ready_port(&mut child).await;
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
         loop {
