@@ -8,7 +8,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use crm_http::{AppState, Limits};
@@ -82,6 +82,9 @@ fn open_store(data_dir: &std::path::Path, cache_mb: u64, check_later: bool) -> R
         }
     })
 }
+
+/// How long a stopping server waits for the read-model store's last flush.
+const FINAL_FLUSH_LIMIT: Duration = Duration::from_secs(10);
 
 pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let started = Instant::now();
@@ -192,7 +195,28 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     if let Some(log) = log {
         log.close();
     }
-    store.flush()?;
+    if store.has_failed() {
+        // sled refuses everything after an I/O error, and flushing it, or
+        // dropping it (which flushes), can wait forever for the write that
+        // failed: the store is left as it is. Every batch was committed
+        // with its checkpoint; what sled did not write is applied again
+        // from the log at the next start.
+        tracing::warn!("the read-model store's last commit failed: stopping without flushing it; the read models resume from their last durable checkpoints");
+        std::mem::forget(store);
+    } else {
+        // Bounded all the same: a server asked to stop must stop.
+        match tokio::time::timeout(FINAL_FLUSH_LIMIT, store.flush_async()).await {
+            Ok(flushed) => flushed?,
+            Err(_) => {
+                tracing::warn!(
+                    limit_s = FINAL_FLUSH_LIMIT.as_secs(),
+                    "the read-model store did not flush in time; stopping without it: the read models resume from their last durable checkpoints"
+                );
+                // Dropping it would flush it again.
+                std::mem::forget(store);
+            }
+        }
+    }
     tracing::info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }

@@ -30,6 +30,7 @@ pub mod store;
 pub use lanes::{IngestActivity, Lanes, Publishing};
 pub use runner::{
     set_fold_priority, EventFilter, FoldPriority, Handle, Runner, RunnerConfig, State, Status,
+    STOP_FLUSH_LIMIT,
 };
 pub use store::{digest, Error, Store, StoreCheck, TreeKv};
 
@@ -165,6 +166,7 @@ impl Projector {
             shared.start_live(slot, runner);
         }
         let supervisor = tokio::spawn(supervise(shared.clone(), shutdown.subscribe()));
+        tokio::spawn(probe_durability(shared.clone(), shutdown.subscribe()));
         let checker = (store.check() == StoreCheck::Pending)
             .then(|| spawn_store_check(&shared))
             .transpose()?;
@@ -293,12 +295,31 @@ async fn stop_all(shared: &Shared) {
     }
     for slot in &shared.slots {
         let live = slot.live.lock().expect("lock").take();
-        if let Some((task, stop)) = live {
+        if let Some((mut task, stop)) = live {
             let _ = stop.send(true);
-            let _ = task.await;
+            if tokio::time::timeout(RUNNER_STOP_LIMIT, &mut task)
+                .await
+                .is_err()
+            {
+                // Not expected (a runner stops after its batch, and bounds
+                // its last flush); if it happens, a stuck runner must not
+                // keep the store from being reopened or the process from
+                // stopping. Each batch is committed with its checkpoint:
+                // one cut short is applied again from the log.
+                tracing::error!(
+                    projection = slot.handle.name(),
+                    limit_s = RUNNER_STOP_LIMIT.as_secs(),
+                    "a projection's runner did not stop in time: abandoning it"
+                );
+                task.abort();
+                let _ = task.await;
+            }
         }
     }
 }
+
+/// How long [`stop_all`] waits for a runner to stop.
+const RUNNER_STOP_LIMIT: Duration = Duration::from_secs(60);
 
 /// Reopens the store whenever a runner reports that it could not commit.
 ///
@@ -335,6 +356,7 @@ async fn supervise(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
         }
         // A notice left over from before the last recovery.
         let needed = matches!(shared.store.check(), StoreCheck::Failed { .. })
+            || shared.store.has_failed()
             || shared.slots.iter().any(|s| {
                 s.handle.status().status == State::Failed || s.live.lock().expect("lock").is_none()
             });
@@ -350,6 +372,45 @@ async fn supervise(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             );
         }
         last = Some(tokio::time::Instant::now());
+    }
+}
+
+/// Checks now and then that the store still makes its writes durable.
+///
+/// After an I/O error (a full disk) sled 0.34 can be left with a write that
+/// failed and that every later flush waits for, forever: commits still
+/// succeed, in memory, and the read models look live, but nothing reaches
+/// the disk any more (seen in the disk-full test). A flush that has not
+/// returned within the limit ([`RunnerConfig::flush_probe`]) marks the
+/// store failed and tells the supervisor, which reopens it (abandoning the
+/// database if sled does not let go of it, see [`Store::close`]).
+async fn probe_durability(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let Some((every, limit)) = shared.config.flush_probe else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        if shared.recovering.load(Ordering::SeqCst) || shared.store.has_failed() {
+            continue;
+        }
+        let flush = shared.store.flush_probe();
+        tokio::select! {
+            done = tokio::time::timeout(limit, flush) => {
+                // A flush that fails says so at the runners' next commit.
+                if done.is_err() {
+                    tracing::error!(
+                        limit_s = limit.as_secs_f64(),
+                        "the read-model store did not make its writes durable in time (sled's flush is stuck after an I/O error): reopening it"
+                    );
+                    shared.store.mark_stuck();
+                    shared.store_failed.notify_one();
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
     }
 }
 
@@ -371,7 +432,9 @@ async fn recover(shared: &Arc<Shared>, shutdown: &mut watch::Receiver<bool>) -> 
     for slot in &shared.slots {
         slot.handle.detach(why.clone());
     }
-    shared.store.close();
+    // Off the async workers: closing may wait for sled (`Store::close`).
+    let closing = shared.store.clone();
+    let _ = tokio::task::spawn_blocking(move || closing.close()).await;
     let mut attempt = 0u32;
     let restarted = loop {
         if *shutdown.borrow() {

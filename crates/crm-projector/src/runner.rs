@@ -55,6 +55,11 @@ pub struct RunnerConfig {
     /// tree, marks it unfinished, and its owner calls
     /// [`crate::commit::mark_finished`] when every runner is done.
     pub write_ahead: bool,
+    /// How often the projector checks that the store still makes its
+    /// writes durable (a flush), and how long that flush may take before
+    /// the store is taken for stuck and reopened (see
+    /// `crate::probe_durability`). `None`: never checked.
+    pub flush_probe: Option<(Duration, Duration)>,
 }
 
 impl Default for RunnerConfig {
@@ -66,6 +71,7 @@ impl Default for RunnerConfig {
             dedup_event_ids: false,
             lanes: None,
             write_ahead: true,
+            flush_probe: Some((Duration::from_secs(10), Duration::from_secs(30))),
         }
     }
 }
@@ -93,6 +99,10 @@ pub struct Status {
     /// Fraction of the log applied during a rebuild.
     pub rebuild_progress: Option<f64>,
 }
+
+/// How long a stopping runner waits for its flush (see
+/// `Runner::flush_on_stop`).
+pub const STOP_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 
 /// A projection served to queries: its tree (swappable by a rebuild) and
 /// its progress.
@@ -373,6 +383,7 @@ impl Runner {
                 if self.unsure {
                     if let Err(e) = self.reload().await {
                         tracing::warn!(projection = name, error = %e, "cannot read the read model back; retrying");
+                        self.store.mark_failed();
                         self.fail(e.to_string());
                         // sled refuses every operation after an I/O error
                         // until the store is reopened: say so, as a failed
@@ -420,6 +431,7 @@ impl Runner {
                         // The batch may be half-written: it is completed or
                         // left out before anything else is applied.
                         self.unsure = true;
+                        self.store.mark_failed();
                         tracing::error!(projection = name, error = %e, "applying a batch failed; retrying from the checkpoint");
                         self.fail(e.to_string());
                         if let Some(n) = &self.store_failed {
@@ -440,7 +452,41 @@ impl Runner {
                 }
             }
         }
-        let _ = self.tree.flush_async().await;
+        self.flush_on_stop().await;
+    }
+
+    /// Makes the batches applied so far durable before the runner stops
+    /// (sled's own flusher would within half a second), within
+    /// [`STOP_FLUSH_LIMIT`]. After an I/O error sled's flush can wait
+    /// forever for a write that failed (seen after a full disk: the flush
+    /// of a runner stopped for the store's reopen never returned, and the
+    /// read models stayed failed), so it is bounded, and skipped by a
+    /// runner whose commit failed, or whose store did. Nothing depends on it: each batch was
+    /// committed with its checkpoint, and whatever sled did not write is
+    /// applied again from the log.
+    async fn flush_on_stop(&self) {
+        if self.unsure || self.store.has_failed() {
+            return;
+        }
+        let tree = self.tree.clone();
+        let stuck = self.store.injected_stuck_flush();
+        let flush = async move {
+            if stuck {
+                std::future::pending::<()>().await;
+            }
+            tree.flush_async().await.map_err(Error::from)
+        };
+        match tokio::time::timeout(STOP_FLUSH_LIMIT, flush).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(projection = self.projection.name(), error = %e, "flushing the read model at stop failed; what was not written is applied again from the log")
+            }
+            Err(_) => tracing::warn!(
+                projection = self.projection.name(),
+                limit_s = STOP_FLUSH_LIMIT.as_secs(),
+                "flushing the read model at stop did not finish in time (the store failed?); stopping without it: what was not written is applied again from the log"
+            ),
+        }
     }
 
     /// Applies the log until the checkpoint covers `end` (offline rebuild).
@@ -548,6 +594,7 @@ impl Runner {
         })
         .await
         .map_err(|e| Error::Other(format!("projection task failed: {e}")))??;
+        self.store.mark_healthy();
         self.checkpoint = checkpoint.clone();
         self.applied_count = applied;
         self.last_event_at = last;

@@ -25,7 +25,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crm_log::Checkpoint;
 use crm_projection::{KvRead, StoreError};
@@ -108,12 +108,25 @@ struct Inner {
     injected_failures: AtomicU32,
     /// Commits still to fail halfway through their writes (tests of recovery).
     injected_midway: AtomicU32,
+    /// Flushes of a runner that stops never finish (tests of the bound on
+    /// them, see `runner::flush_on_stop`).
+    injected_stuck_flushes: AtomicBool,
     /// Whether the open database was read whole (see the module's docs).
     check: Mutex<StoreCheck>,
     /// The next store check fails as if it had met damage (tests).
     injected_check_failure: AtomicBool,
     /// Times the database was reopened ([`Store::reopen`]).
     reopens: AtomicU64,
+    /// The last commit into the open database failed (sled may refuse
+    /// everything after an I/O error, and its flush may never return):
+    /// cleared by a commit that succeeds, or when the database is reopened.
+    failed: AtomicBool,
+    /// A flush of the open database did not return in time (see
+    /// [`Store::mark_stuck`]): cleared only when the database is reopened.
+    stuck: AtomicBool,
+    /// sled did not let go of the closed database in time
+    /// ([`Store::close`]): the next [`Store::reopen`] starts afresh.
+    abandoned: AtomicBool,
 }
 
 /// Whether the open database was read whole, once per open (see the
@@ -131,6 +144,9 @@ pub enum StoreCheck {
     /// checked again, and moved aside if the damage is still there.
     Failed { error: String },
 }
+
+/// How long [`Store::close`] waits for sled to let go of the database.
+pub const CLOSE_LIMIT: Duration = Duration::from_secs(10);
 
 /// Entries read between two looks at whether the check should stop.
 const CHECK_STRIDE: u64 = 4096;
@@ -188,9 +204,13 @@ impl Store {
                 cache_bytes,
                 injected_failures: AtomicU32::new(0),
                 injected_midway: AtomicU32::new(0),
+                injected_stuck_flushes: AtomicBool::new(false),
                 check: Mutex::new(check),
                 injected_check_failure: AtomicBool::new(false),
                 reopens: AtomicU64::new(0),
+                failed: AtomicBool::new(false),
+                stuck: AtomicBool::new(false),
+                abandoned: AtomicBool::new(false),
             }),
         }
     }
@@ -298,8 +318,81 @@ impl Store {
     /// Lets go of the database (after sled failed); every clone of the
     /// store answers [`Error::Unavailable`] until [`Store::reopen`]. Trees
     /// taken from it keep it open until they are dropped too.
+    ///
+    /// Blocks for up to [`CLOSE_LIMIT`]. Dropping a sled database flushes
+    /// it, and after an I/O error sled's flush can wait forever for a write
+    /// that failed (seen after a full disk). The database is therefore
+    /// dropped on a thread of its own: if that has not finished in time,
+    /// the database is abandoned to it, and the next [`Store::reopen`]
+    /// starts a fresh store (the read models rebuild from the log) instead
+    /// of waiting for a lock that is never let go.
     pub fn close(&self) {
-        self.inner.db.write().expect("lock").take();
+        let Some(db) = self.inner.db.write().expect("lock").take() else {
+            return;
+        };
+        let stuck = self.injected_stuck_flush();
+        let (dropped_tx, dropped) = std::sync::mpsc::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name("store-close".into())
+            .spawn(move || {
+                if stuck {
+                    // As sled's hung flush: the database is never let go.
+                    let _held = (db, dropped_tx);
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                drop(db);
+                let _ = dropped_tx.send(());
+            });
+        if let Err(e) = spawned {
+            // The closure, and the database with it, was dropped here.
+            tracing::warn!(error = %e, "could not start a thread to close the read-model store; closed it in place");
+            return;
+        }
+        if dropped.recv_timeout(CLOSE_LIMIT).is_err() {
+            self.inner.abandoned.store(true, Ordering::SeqCst);
+            tracing::error!(
+                store = %self.inner.dir.display(),
+                limit_s = CLOSE_LIMIT.as_secs(),
+                "sled did not let go of the read-model store in time after an I/O error (its flush waits for a write that failed); the store is abandoned and the read models are rebuilt from the log into a fresh one (the abandoned files' disk space returns when the process restarts)"
+            );
+        }
+    }
+
+    /// Says that a commit into the open database failed: until one
+    /// succeeds or it is reopened, stopping runners and a stopping server
+    /// do not flush it
+    /// (see [`Store::has_failed`]).
+    pub fn mark_failed(&self) {
+        self.inner.failed.store(true, Ordering::SeqCst);
+    }
+
+    /// Says that a commit into the open database succeeded: sled is not
+    /// refusing everything (a failed write of its own, e.g. one that met a
+    /// full disk for a moment, is retried by the runner and passes once
+    /// space is back), so flushing it is safe again.
+    pub fn mark_healthy(&self) {
+        if self.inner.failed.load(Ordering::Relaxed) {
+            self.inner.failed.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Says that a flush of the open database did not return in time:
+    /// sled waits for a write that failed, and nothing reaches the disk
+    /// any more although commits still succeed (in memory). Until it is
+    /// reopened, [`Store::has_failed`] is true.
+    pub fn mark_stuck(&self) {
+        self.inner.stuck.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the last commit into the open database failed, or a flush
+    /// of it did not return in time ([`Store::mark_stuck`]).
+    /// sled refuses everything after an I/O error, and its flush can then
+    /// wait forever for the write that failed: such a database is not
+    /// flushed, and whatever it did not write is applied again from the log.
+    pub fn has_failed(&self) -> bool {
+        self.inner.failed.load(Ordering::SeqCst) || self.inner.stuck.load(Ordering::SeqCst)
     }
 
     /// Opens the database again after [`Store::close`]. Fails while
@@ -308,6 +401,10 @@ impl Store {
     pub fn reopen(&self) -> Result<(), Error> {
         let mut db = self.inner.db.write().expect("lock");
         if db.is_none() {
+            if self.inner.abandoned.load(Ordering::SeqCst) {
+                set_aside_abandoned(&self.inner.dir)?;
+                self.inner.abandoned.store(false, Ordering::SeqCst);
+            }
             let (opened, check) = open_db(
                 &self.inner.dir,
                 self.inner.cache_bytes,
@@ -315,6 +412,8 @@ impl Store {
                 true,
             )?;
             *db = Some(opened);
+            self.inner.failed.store(false, Ordering::SeqCst);
+            self.inner.stuck.store(false, Ordering::SeqCst);
             *self.inner.check.lock().expect("lock") = check;
             self.inner.reopens.fetch_add(1, Ordering::SeqCst);
         }
@@ -392,6 +491,15 @@ impl Store {
         Ok(())
     }
 
+    /// A flush, as [`Store::flush_async`], that never returns while
+    /// [`Store::inject_stuck_flushes`] is on (tests).
+    pub async fn flush_probe(&self) -> Result<(), Error> {
+        if self.injected_stuck_flush() {
+            std::future::pending::<()>().await;
+        }
+        self.flush_async().await
+    }
+
     /// Flushes to disk (sled's flush; the log remains the truth). Nothing
     /// to do while the store is closed.
     pub fn flush(&self) -> Result<(), Error> {
@@ -418,6 +526,21 @@ impl Store {
     #[doc(hidden)]
     pub fn inject_commit_failures_midway(&self, n: u32) {
         self.inner.injected_midway.store(n, Ordering::SeqCst);
+    }
+
+    /// Makes the flush of every runner that stops wait forever, as sled's
+    /// flush was seen to after a full disk (tests of the bound on it).
+    #[doc(hidden)]
+    pub fn inject_stuck_flushes(&self, stuck: bool) {
+        self.inner
+            .injected_stuck_flushes
+            .store(stuck, Ordering::SeqCst);
+    }
+
+    /// Whether flushes are to wait forever (see
+    /// [`Store::inject_stuck_flushes`]).
+    pub(crate) fn injected_stuck_flush(&self) -> bool {
+        self.inner.injected_stuck_flushes.load(Ordering::SeqCst)
     }
 
     /// Whether this commit is to fail on purpose (see
@@ -496,6 +619,28 @@ fn open_db(
             Ok((config().open()?, fresh))
         }
     }
+}
+
+/// Moves the store at `dir` out of the way after [`Store::close`] abandoned
+/// it to a stuck thread (which may hold its files, and sled's lock on them,
+/// until the process ends), then deletes it: the read models are rebuilt
+/// from the log in a fresh store at `dir`.
+fn set_aside_abandoned(dir: &Path) -> Result<(), Error> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let aside = dir.with_extension(format!(
+        "abandoned-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f")
+    ));
+    std::fs::rename(dir, &aside)?;
+    match std::fs::remove_dir_all(&aside) {
+        Ok(()) => tracing::warn!(store = %dir.display(),
+            "deleted the abandoned read-model store; the read models are rebuilt from the log"),
+        Err(error) => tracing::warn!(store = %dir.display(), moved_to = %aside.display(), %error,
+            "could not delete the abandoned read-model store; the read models are rebuilt from the log"),
+    }
+    Ok(())
 }
 
 /// Deletes the copies of the store at `dir` moved aside as damaged
