@@ -67,6 +67,21 @@ fn start(store: &Store, log: &Arc<dyn Log>, version: u32) -> Projector {
     .unwrap()
 }
 
+/// An embedded log and a read-model store in `dir`.
+fn log_and_store(dir: &std::path::Path) -> (Arc<dyn Log>, Store) {
+    let log: Arc<dyn Log> =
+        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(dir.join("log"))).unwrap());
+    let store = Store::open(&dir.join("store"), 8 << 20).unwrap();
+    (log, store)
+}
+
+/// Adds the positions of `later` to `token`.
+fn include(token: &mut Token, later: Token) {
+    for (partition, offset) in later.0 {
+        token.include(crm_log::Position { partition, offset });
+    }
+}
+
 fn count(kv: &dyn KvRead, case: &str) -> u64 {
     get_json(kv, format!("n/{case}").as_bytes())
         .unwrap()
@@ -76,9 +91,7 @@ fn count(kv: &dyn KvRead, case: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applies_resumes_after_restart_and_dead_letters_failures() {
     let d = tempfile::tempdir().unwrap();
-    let log: Arc<dyn Log> =
-        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
-    let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
+    let (log, store) = log_and_store(d.path());
     let projector = start(&store, &log, 1);
     let mut batch: Vec<_> = (0..50)
         .map(|i| note(&format!("e{i}"), "k1", "ok"))
@@ -169,9 +182,7 @@ async fn damaged_metadata_rebuilds_the_tree() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_for_times_out_on_a_position_not_yet_written() {
     let d = tempfile::tempdir().unwrap();
-    let log: Arc<dyn Log> =
-        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
-    let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
+    let (log, store) = log_and_store(d.path());
     let projector = start(&store, &log, 1);
     let t: Token = "0:5".parse().unwrap();
     assert!(!wait_for(&projector.handles, &t, Duration::from_millis(200)).await);
@@ -187,9 +198,7 @@ async fn wait_for_times_out_on_a_position_not_yet_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flush_that_never_returns_does_not_keep_a_runner_from_stopping() {
     let d = tempfile::tempdir().unwrap();
-    let log: Arc<dyn Log> =
-        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
-    let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
+    let (log, store) = log_and_store(d.path());
     let projector = start(&store, &log, 1);
     let token = publish(&*log, vec![note("a", "k", "ok"), note("b", "k", "ok")]).await;
     assert!(wait_for(&projector.handles, &token, Duration::from_secs(10)).await);
@@ -221,18 +230,14 @@ async fn a_flush_that_never_returns_does_not_keep_a_runner_from_stopping() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_sled_will_not_let_go_of_is_abandoned_and_rebuilt_from_the_log() {
     let d = tempfile::tempdir().unwrap();
-    let log: Arc<dyn Log> =
-        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
-    let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
+    let (log, store) = log_and_store(d.path());
     let projector = start(&store, &log, 1);
     let mut token = publish(&*log, vec![note("a", "k", "ok"), note("b", "k", "ok")]).await;
     assert!(wait_for(&projector.handles, &token, Duration::from_secs(10)).await);
     store.inject_stuck_flushes(true);
     store.inject_commit_failures(1);
     let later = publish(&*log, vec![note("c", "k", "ok")]).await;
-    for (partition, offset) in later.0 {
-        token.include(crm_log::Position { partition, offset });
-    }
+    include(&mut token, later);
     let s = assert_resumed(&projector, &token, "k", 3).await;
     assert_eq!(s.events_applied, 3, "rebuilt from the start of the log");
     assert!(store.reopens() > 0);
@@ -253,9 +258,7 @@ async fn a_store_sled_will_not_let_go_of_is_abandoned_and_rebuilt_from_the_log()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_whose_flush_is_stuck_is_noticed_and_rebuilt() {
     let d = tempfile::tempdir().unwrap();
-    let log: Arc<dyn Log> =
-        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
-    let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
+    let (log, store) = log_and_store(d.path());
     let config = RunnerConfig {
         flush_probe: Some((Duration::from_millis(100), Duration::from_millis(500))),
         ..RunnerConfig::default()
@@ -280,9 +283,7 @@ async fn a_store_whose_flush_is_stuck_is_noticed_and_rebuilt() {
     }
     store.inject_stuck_flushes(false);
     let later = publish(&*log, vec![note("c", "k", "ok")]).await;
-    for (partition, offset) in later.0 {
-        token.include(crm_log::Position { partition, offset });
-    }
+    include(&mut token, later);
     let s = assert_resumed(&projector, &token, "k", 3).await;
     assert_eq!(s.events_applied, 3, "rebuilt from the start of the log");
     projector.stop().await;
@@ -296,9 +297,7 @@ async fn a_store_whose_flush_is_stuck_is_noticed_and_rebuilt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_store_is_reopened_and_the_projections_resume() {
     let d = tempfile::tempdir().unwrap();
-    let log: Arc<dyn Log> =
-        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(d.path().join("log"))).unwrap());
-    let store = Store::open(&d.path().join("store"), 8 << 20).unwrap();
+    let (log, store) = log_and_store(d.path());
     let projector = start(&store, &log, 1);
     let h = projector.handle("counter").unwrap().clone();
     let token = publish(&*log, vec![note("before", "k", "ok")]).await;
@@ -325,9 +324,7 @@ async fn a_failed_store_is_reopened_and_the_projections_resume() {
     assert!(unavailable.is_unavailable(), "{unavailable}");
     assert_eq!(h.status().status, crm_projector::State::Failed);
     let later = publish(&*log, vec![note("during-2", "k", "ok")]).await;
-    for (partition, offset) in later.0 {
-        token.include(crm_log::Position { partition, offset });
-    }
+    include(&mut token, later);
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(held);
 
