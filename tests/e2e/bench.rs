@@ -102,6 +102,39 @@ fn bench_ingest_open_loop_sends_every_event_and_reports_the_machine() {
     );
 }
 
+/// `bench query`: with either HTTP client every query of the load is
+/// answered (the command exits with 1 on any error), and the report says
+/// what CPU the server and the load generator used meanwhile.
+#[test]
+fn bench_query_answers_every_request_with_either_client() {
+    for client in ["light", "reqwest"] {
+        let dir = tempfile::tempdir().unwrap();
+        let stdout = succeeds(
+            Command::new(BIN)
+                .env("TMPDIR", dir.path())
+                .args(["bench", "query", "--customers", "600", "--days", "5"])
+                .args(["--store-events", "2000", "--qps", "300", "--seconds", "2"])
+                .args([
+                    "--ingest-rate",
+                    "200",
+                    "--batch",
+                    "100",
+                    "--connections",
+                    "4",
+                ])
+                .args(["--client", client]),
+        );
+        for line in [
+            "GET /v1/customers/{id}: 0 errors",
+            "GET /v1/lookup: 0 errors",
+            "CPU during the query load: server ",
+            "queries: 600 in",
+        ] {
+            assert!(stdout.contains(line), "{client}: no {line:?} in:\n{stdout}");
+        }
+    }
+}
+
 /// Runs `cmd`, fails the test (with its output) unless it succeeds, and
 /// returns its standard output.
 fn succeeds(cmd: &mut Command) -> String {

@@ -187,6 +187,19 @@ pub struct QueryArgs {
     /// Connections the query load uses.
     #[arg(long, default_value_t = 32)]
     pub connections: usize,
+    /// The HTTP client of the query load: `light` (one hyper HTTP/1.1
+    /// connection per worker, nothing else) or `reqwest` (a pooled client,
+    /// as before session 16; about twice the load generator's CPU, which
+    /// the server's two cores share).
+    #[arg(long, value_enum, default_value_t = QueryClient::Light)]
+    pub client: QueryClient,
+}
+
+/// The HTTP client the query load sends its requests with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueryClient {
+    Light,
+    Reqwest,
 }
 
 #[derive(Debug, Args)]
@@ -690,6 +703,18 @@ impl Server {
     }
 }
 
+/// CPU time (user + system) a process has used so far, from
+/// `/proc/PID/stat` (`self` for this one), in clock ticks of 10 ms.
+fn cpu_of(pid: &str) -> Option<Duration> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count from after it.
+    let rest = &s[s.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+    // utime and stime are fields 14 and 15; `rest` starts at field 3.
+    Some(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
+}
+
 pub(crate) fn rss_of(pid: u32) -> Option<(u64, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
@@ -1117,6 +1142,50 @@ async fn post(
             }
         }
     }
+}
+
+/// One HTTP/1.1 connection of the query load's light client.
+struct LightConn(hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>);
+
+/// GET `path` on the worker's own connection (opened, or opened again after
+/// an error, on demand); true if the answer was a success and its body
+/// arrived whole. The light client does per request what a real client
+/// must: write the request, read the answer and its body, nothing more.
+async fn light_get(conn: &mut Option<LightConn>, authority: &str, path: &str) -> bool {
+    use http_body_util::BodyExt;
+    if conn.is_none() {
+        let Ok(stream) = tokio::net::TcpStream::connect(authority).await else {
+            return false;
+        };
+        let _ = stream.set_nodelay(true);
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let Ok((sender, driver)) = hyper::client::conn::http1::handshake(io).await else {
+            return false;
+        };
+        tokio::spawn(driver);
+        *conn = Some(LightConn(sender));
+    }
+    let Some(LightConn(sender)) = conn.as_mut() else {
+        return false;
+    };
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, authority)
+        .body(http_body_util::Empty::new());
+    let Ok(request) = request else {
+        return false;
+    };
+    let ok = match sender.send_request(request).await {
+        Ok(r) => {
+            let good = r.status().is_success();
+            good && r.into_body().collect().await.is_ok()
+        }
+        Err(_) => false,
+    };
+    if !ok {
+        // The connection may be gone: the next request opens a new one.
+        *conn = None;
+    }
+    ok
 }
 
 fn client() -> Result<reqwest::Client> {
@@ -1552,6 +1621,7 @@ async fn query(a: QueryArgs) -> Result<ExitCode> {
     };
 
     let load_before = load_average();
+    let cpu_before = (cpu_of("self"), cpu_of(&server.pid().to_string()));
     let interval = Duration::from_secs_f64(1.0 / a.qps);
     let total = (a.qps * a.seconds as f64) as u64;
     // A fixed pool of connections takes requests in schedule order; a
@@ -1560,23 +1630,32 @@ async fn query(a: QueryArgs) -> Result<ExitCode> {
     let (work_tx, work_rx) = mpsc::unbounded_channel::<(bool, String, Instant)>();
     let work_rx = Arc::new(tokio::sync::Mutex::new(work_rx));
     let mut workers = Vec::new();
+    let authority = server.url.trim_start_matches("http://").to_string();
     for _ in 0..a.connections.max(1) {
         let (client, work_rx) = (client.clone(), work_rx.clone());
+        let (kind, authority) = (a.client, authority.clone());
         workers.push(tokio::spawn(async move {
             let mut done_here = Vec::new();
+            let mut conn: Option<LightConn> = None;
             loop {
                 let next = work_rx.lock().await.recv().await;
                 let Some((lookup, url, scheduled)) = next else {
                     break;
                 };
                 let began = Instant::now();
-                let ok = match client.get(&url).send().await {
-                    Ok(r) => {
-                        let good = r.status().is_success();
-                        let body = r.bytes().await;
-                        good && body.is_ok()
+                let ok = match kind {
+                    QueryClient::Reqwest => match client.get(&url).send().await {
+                        Ok(r) => {
+                            let good = r.status().is_success();
+                            let body = r.bytes().await;
+                            good && body.is_ok()
+                        }
+                        Err(_) => false,
+                    },
+                    QueryClient::Light => {
+                        let path = &url[url.find("/v1/").unwrap_or(0)..];
+                        light_get(&mut conn, &authority, path).await
                     }
-                    Err(_) => false,
                 };
                 let done = Instant::now();
                 done_here.push((lookup, ok, done - began, done - scheduled));
@@ -1630,6 +1709,20 @@ async fn query(a: QueryArgs) -> Result<ExitCode> {
     }
     let elapsed = started.elapsed();
     let load_after = load_average();
+    let cpu_after = (cpu_of("self"), cpu_of(&server.pid().to_string()));
+    let used = |before: Option<Duration>, after: Option<Duration>| match (before, after) {
+        (Some(b), Some(a)) => format!(
+            "{:.1} s ({:.0}% of a core)",
+            (a - b).as_secs_f64(),
+            100.0 * (a - b).as_secs_f64() / elapsed.as_secs_f64()
+        ),
+        _ => "?".into(),
+    };
+    println!(
+        "CPU during the query load: server {}, this load generator (queries and ingest) {}",
+        used(cpu_before.1, cpu_after.1),
+        used(cpu_before.0, cpu_after.0)
+    );
     println!(
         "queries: {total} in {:.2} s ({:.0}/s scheduled at {:.0}/s), ingest {}; load average before {load_before}, after {load_after}",
         elapsed.as_secs_f64(),

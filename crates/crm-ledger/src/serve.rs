@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use axum::serve::ListenerExt;
 use crm_http::{AppState, Limits};
 use crm_log::embedded::{EmbeddedConfig, EmbeddedLog};
 use crm_log::LogError;
@@ -184,6 +185,13 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     );
     let app = crm_http::router_with(state, security)
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Answers go out at once: with Nagle's algorithm a response written in
+    // two parts could wait for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
